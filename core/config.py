@@ -1,0 +1,150 @@
+"""Typed settings for tuning and generation. Validation lives in __post_init__ so a bad value
+fails where it is made (CLI flag, page widget or config.json), with a message that names it."""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+TASKS = ("classification", "summarization", "text_generation")
+BUNDLED_MODEL = "bundled:SmolLM2-135M-Instruct"
+# The learning rate that `learning_rate_multiplier=1.0` stands for (a common LoRA default).
+BASE_LEARNING_RATE = 2e-4
+# Reference step ranges per task (the cloud workflow's recommendations); see recommend_steps().
+STEP_RANGES = {"classification": (100, 500), "summarization": (200, 1000), "text_generation": (500, 1500)}
+
+
+class ConfigError(ValueError):
+    """A setting has a value that cannot work; the message names the setting."""
+
+
+def _check(cond: bool, message: str) -> None:
+    if not cond:
+        raise ConfigError(message)
+
+
+@dataclass
+class LoraSettings:
+    rank: int = 8
+    """LoRA rank r: size of the low-rank update; higher learns more and costs more memory."""
+    alpha: int = 16
+    """LoRA alpha: scales the update (effective scale alpha / rank)."""
+    dropout: float = 0.05
+    """Dropout on the LoRA path during training."""
+    target_modules: str | list[str] = "all-linear"
+    """Which layers get adapters: "all-linear" or a list of module names."""
+
+    def __post_init__(self):
+        _check(isinstance(self.rank, int) and 1 <= self.rank <= 512, f"lora rank must be 1..512, got {self.rank!r}")
+        _check(self.alpha > 0, f"lora alpha must be positive, got {self.alpha!r}")
+        _check(0 <= self.dropout < 1, f"lora dropout must be in [0, 1), got {self.dropout!r}")
+
+
+@dataclass
+class TuneConfig:
+    task: str
+    """classification, summarization or text_generation: decides the default template and metrics."""
+    train_file: str
+    """Path of the training data (JSONL, CSV or Parquet)."""
+    template: str
+    """Prompt template with an {input_text} placeholder; rendered through the model's chat template."""
+    eval_file: str | None = None
+    """Optional eval data; without it a slice of the training data is held out for eval loss."""
+    model: str = BUNDLED_MODEL
+    """Base model: the bundled default, a Hugging Face model id or a local model folder."""
+    max_iterations: int = 100
+    """Number of optimizer steps."""
+    learning_rate: float = BASE_LEARNING_RATE
+    """Peak learning rate (linear decay after a short warm-up)."""
+    batch_size: int = 8
+    """Examples per optimizer step."""
+    max_seq_length: int = 512
+    """Longer examples are truncated to this many tokens."""
+    eval_every: int = 20
+    """Compute eval loss every N steps."""
+    lora: LoraSettings = field(default_factory=LoraSettings)
+    """Adapter settings."""
+    labels: list[str] = field(default_factory=list)
+    """Label set for classification (found in the training data)."""
+    input_column: str | None = None
+    """Column holding the prompt text; None means auto-detect."""
+    output_column: str | None = None
+    """Column holding the ideal answer; None means auto-detect."""
+    device: str = "auto"
+    """auto, cpu, cuda or mps."""
+    seed: int = 0
+    """Random seed for data order and adapter init."""
+    name: str = ""
+    """Optional human-readable run name."""
+
+    def __post_init__(self):
+        if isinstance(self.lora, dict):
+            self.lora = LoraSettings(**self.lora)
+        _check(self.task in TASKS, f"task must be one of {', '.join(TASKS)}, got {self.task!r}")
+        _check(bool(self.train_file), "train_file is required")
+        _check("{input_text}" in self.template, "template must contain the {input_text} placeholder")
+        _check(isinstance(self.max_iterations, int) and 1 <= self.max_iterations <= 100_000,
+               f"max_iterations (steps) must be 1..100000, got {self.max_iterations!r}")
+        _check(0 < self.learning_rate < 1, f"learning_rate must be in (0, 1), got {self.learning_rate!r}")
+        _check(1 <= self.batch_size <= 1024, f"batch_size must be 1..1024, got {self.batch_size!r}")
+        _check(16 <= self.max_seq_length <= 32768, f"max_seq_length must be 16..32768, got {self.max_seq_length!r}")
+        _check(self.eval_every >= 1, f"eval_every must be at least 1, got {self.eval_every!r}")
+        _check(self.device in ("auto", "cpu", "cuda", "mps"), f"device must be auto/cpu/cuda/mps, got {self.device!r}")
+
+    @property
+    def learning_rate_multiplier(self) -> float:
+        """The cloud workflow's view of the learning rate: a multiple of BASE_LEARNING_RATE."""
+        return self.learning_rate / BASE_LEARNING_RATE
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["learning_rate_multiplier"] = self.learning_rate_multiplier
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "TuneConfig":
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+
+@dataclass
+class GenerationConfig:
+    max_output_tokens: int = 128
+    """Most new tokens per answer."""
+    temperature: float = 0.0
+    """0 means greedy (deterministic); higher is more random."""
+    top_k: int = 40
+    """Sample only from the k most likely tokens (when temperature > 0)."""
+    top_p: float = 0.95
+    """Sample only from the smallest set of tokens whose probability reaches p (when temperature > 0)."""
+    stop_sequences: list[str] = field(default_factory=list)
+    """The answer is cut at the first of these strings."""
+    batch_size: int = 8
+    """Prompts generated together."""
+    seed: int = 0
+    """Seed for sampling."""
+
+    def __post_init__(self):
+        _check(1 <= self.max_output_tokens <= 8192, f"max_output_tokens must be 1..8192, got {self.max_output_tokens!r}")
+        _check(0 <= self.temperature <= 5, f"temperature must be 0..5, got {self.temperature!r}")
+        _check(self.top_k >= 0, f"top_k must be >= 0, got {self.top_k!r}")
+        _check(0 < self.top_p <= 1, f"top_p must be in (0, 1], got {self.top_p!r}")
+        _check(self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size!r}")
+        self.stop_sequences = [s for s in self.stop_sequences if s]
+
+
+def recommend_steps(task: str, n_rows: int, batch_size: int, epochs: float = 3.0) -> tuple[int, str]:
+    """Default steps: about `epochs` passes over the data, kept inside the reference range per task.
+    Returns the number and a sentence that says why, for the page and the CLI."""
+    lo, hi = STEP_RANGES.get(task, (100, 1000))
+    raw = max(1, round(epochs * n_rows / max(1, batch_size)))
+    steps = min(hi, max(lo, raw))
+    why = (f"{n_rows} examples at batch size {batch_size} make {raw} steps for {epochs:g} passes; "
+           f"the recommended range for {task.replace('_', ' ')} is {lo}–{hi} steps")
+    if raw < lo:
+        why += f", so {steps} (more passes over a small set)."
+    elif raw > hi:
+        why += f", so {steps} (fewer than {epochs:g} passes over a large set)."
+    else:
+        why += "."
+    return steps, why

@@ -1,0 +1,56 @@
+"""Batched generation with the reference workflow's knobs (max_output_tokens, temperature, top_k,
+top_p, stop_sequences). Prompts are full rendered strings from core.templates.render_prompt."""
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+from core.config import GenerationConfig
+
+
+def cut_at_stop(text: str, stop_sequences: list[str]) -> str:
+    cut = len(text)
+    for s in stop_sequences:
+        i = text.find(s)
+        if i != -1:
+            cut = min(cut, i)
+    return text[:cut]
+
+
+def generate_texts(model, tokenizer, prompts: list[str], cfg: GenerationConfig | None = None,
+                   progress: Callable[[int, int], None] | None = None, stats: dict | None = None) -> list[str]:
+    """Answers for `prompts`, in order. `progress(done, total)` is called after each batch; `stats`
+    (if given) receives new_tokens and seconds for throughput figures."""
+    import torch
+
+    cfg = cfg or GenerationConfig()
+    device = next(model.parameters()).device
+    tokenizer.padding_side = "left"  # decoder-only models continue from the right edge
+    sample = cfg.temperature > 0
+    kwargs = dict(max_new_tokens=cfg.max_output_tokens, do_sample=sample, pad_token_id=tokenizer.pad_token_id)
+    if sample:
+        kwargs.update(temperature=cfg.temperature, top_k=cfg.top_k or None, top_p=cfg.top_p)
+    else:  # silence sampling defaults some generation_config.json files carry
+        kwargs.update(temperature=None, top_k=None, top_p=None)
+    if cfg.stop_sequences:
+        kwargs.update(stop_strings=cfg.stop_sequences, tokenizer=tokenizer)
+    out: list[str] = []
+    new_tokens, t0 = 0, time.perf_counter()
+    if sample:
+        torch.manual_seed(cfg.seed)
+    for i in range(0, len(prompts), cfg.batch_size):
+        batch = prompts[i:i + cfg.batch_size]
+        enc = tokenizer(batch, return_tensors="pt", padding=True).to(device)
+        with torch.inference_mode():
+            ids = model.generate(**enc, **kwargs)
+        gen = ids[:, enc["input_ids"].shape[1]:]
+        for row in gen:
+            keep = row[row != tokenizer.pad_token_id] if tokenizer.pad_token_id is not None else row
+            new_tokens += int(keep.numel())
+            text = tokenizer.decode(keep, skip_special_tokens=True)
+            out.append(cut_at_stop(text, cfg.stop_sequences).strip())
+        if progress:
+            progress(len(out), len(prompts))
+    if stats is not None:
+        stats.update(new_tokens=new_tokens, seconds=time.perf_counter() - t0)
+    return out

@@ -1,0 +1,48 @@
+"""Prompt templates. One function, render_prompt, turns a row into the exact text the model sees;
+training, the playground and evaluation all call it, so a run is always queried the way it was taught."""
+from __future__ import annotations
+
+PLACEHOLDER = "{input_text}"
+
+DEFAULT_TEMPLATES = {
+    "classification": ("Classify the text into one of these categories: {labels}. "
+                       "Answer with the category name only.\n\nText: {input_text}"),
+    "summarization": "Summarize the text in one line.\n\nText: {input_text}",
+    "text_generation": "{input_text}",
+}
+
+
+def default_template(task: str, labels: list[str] | None = None) -> str:
+    """The starting template for a task; for classification it lists the label set of the data."""
+    template = DEFAULT_TEMPLATES.get(task, PLACEHOLDER)
+    return template.replace("{labels}", ", ".join(labels or []))
+
+
+def fill_template(template: str, input_text: str) -> str:
+    """Put the row's text into the template. str.replace, not str.format: user text and templates
+    may hold braces (code, JSON) that format() would choke on."""
+    if PLACEHOLDER not in template:
+        raise ValueError(f"the template has no {PLACEHOLDER} placeholder")
+    return template.replace(PLACEHOLDER, input_text)
+
+
+def render_prompt(tokenizer, template: str, input_text: str) -> str:
+    """The full prompt string: template filled in, wrapped in the model's chat template as a user turn,
+    ending where the model's answer begins."""
+    content = fill_template(template, input_text)
+    if getattr(tokenizer, "chat_template", None):
+        text = tokenizer.apply_chat_template([{"role": "user", "content": content}], tokenize=False,
+                                             add_generation_prompt=True)
+    else:  # base models without a chat template: plain text, answer on the next line
+        text = content + "\n"
+    # Tokenizers that add BOS themselves would otherwise see it twice when the chat template writes it too.
+    bos = getattr(tokenizer, "bos_token", None)
+    if bos and text.startswith(bos) and tokenizer("").input_ids[:1] == [tokenizer.bos_token_id]:
+        text = text[len(bos):]
+    return text
+
+
+def render_answer(tokenizer, output_text: str) -> str:
+    """The training target after the prompt: the answer closed by the end-of-sequence token,
+    so the tuned model learns to stop."""
+    return output_text + (tokenizer.eos_token or "")

@@ -1,0 +1,182 @@
+"""LoRA supervised tuning on TRL's SFTTrainer. run_tuning(run_dir) reads config.json and writes
+status.json, metrics.jsonl and adapter/; it runs in its own process: `python -m core.train RUN_DIR`.
+
+Loss is on the answer tokens only: each example is a (prompt, completion) pair whose prompt is
+core.templates.render_prompt, the same string generation and evaluation use later."""
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+import traceback
+from pathlib import Path
+
+from core import runs
+from core.config import TuneConfig
+from core.data import load_dataset
+from core.templates import render_answer, render_prompt
+
+# Eval loss during training is computed on at most this many rows, to keep CPU runs moving.
+EVAL_LOSS_ROWS = 64
+CANCEL_FILE = "cancel"
+
+
+def build_examples(cfg: TuneConfig, tokenizer) -> tuple[list[dict], list[dict]]:
+    """Training and eval-loss examples as TRL prompt/completion pairs."""
+    train = load_dataset(cfg.train_file, cfg.input_column, cfg.output_column).examples
+    if cfg.eval_file:
+        held = load_dataset(cfg.eval_file, cfg.input_column, cfg.output_column).examples[:EVAL_LOSS_ROWS]
+    elif len(train) >= 50:  # no eval file: hold out a slice so eval loss still means something
+        n = min(EVAL_LOSS_ROWS, len(train) // 10)
+        train, held = train[:-n], train[-n:]
+    else:
+        held = []
+
+    def pair(e):
+        return {"prompt": render_prompt(tokenizer, cfg.template, e["input_text"]),
+                "completion": render_answer(tokenizer, e["output_text"])}
+
+    return [pair(e) for e in train], [pair(e) for e in held]
+
+
+class _Worker:
+    """Status writes from the training loop and the heartbeat thread, serialised by one lock."""
+
+    def __init__(self, run_dir: Path):
+        self.run_dir = run_dir
+        self.lock = threading.Lock()
+        self.stop = threading.Event()
+
+    def status(self, **fields):
+        with self.lock:
+            return runs.update_status(self.run_dir, heartbeat_ts=time.time(), **fields)
+
+    def beat(self):
+        while not self.stop.wait(runs.HEARTBEAT_EVERY):
+            self.status()
+
+
+def _make_callback(worker: _Worker, max_steps: int):
+    from transformers import TrainerCallback
+
+    class StudioCallback(TrainerCallback):
+        """Writes one metrics line per log event and checks for a cancel request every step."""
+
+        def __init__(self):
+            self.t0 = time.time()
+            self.last = (self.t0, 0)  # (time, tokens seen) at the previous train log
+
+        def on_step_end(self, args, state, control, **kw):
+            elapsed = time.time() - self.t0
+            eta = elapsed / state.global_step * (max_steps - state.global_step) if state.global_step else None
+            worker.status(step=state.global_step, elapsed_s=round(elapsed, 1), eta_s=eta and round(eta, 1))
+            if (worker.run_dir / CANCEL_FILE).exists():
+                control.should_training_stop = True
+
+        def on_log(self, args, state, control, logs=None, **kw):
+            logs = dict(logs or {})
+            now = time.time()
+            rec = {"step": state.global_step, "time": round(now - self.t0, 2), "epoch": logs.get("epoch")}
+            if "loss" in logs:
+                t_prev, tok_prev = self.last
+                tokens = state.num_input_tokens_seen or 0
+                rec.update(loss=logs["loss"], learning_rate=logs.get("learning_rate"),
+                           grad_norm=logs.get("grad_norm"), mean_token_accuracy=logs.get("mean_token_accuracy"),
+                           tokens_per_s=round((tokens - tok_prev) / max(1e-6, now - t_prev), 1))
+                self.last = (now, tokens)
+            for k in ("eval_loss", "eval_mean_token_accuracy"):
+                if k in logs:
+                    rec[k] = logs[k]
+            if len(rec) > 3:
+                runs.append_metrics(worker.run_dir, rec)
+
+    return StudioCallback()
+
+
+def failure_hint(exc: BaseException) -> str:
+    text = f"{type(exc).__name__}: {exc}".lower()
+    if "out of memory" in text or isinstance(exc, MemoryError):
+        return ("Out of memory: lower the batch size or the max sequence length, or choose a smaller "
+                "LoRA rank or model.")
+    if "no such file" in text or "not found" in text:
+        return "A file or model could not be found; check the dataset path and the model name."
+    return "See the log lines below for details; fix the cause and start the run again."
+
+
+def run_tuning(run_dir: str | Path) -> None:
+    run_dir = Path(run_dir)
+    worker = _Worker(run_dir)
+    worker.status(state="running", started=runs.now_iso(), pid=os.getpid(), phase="loading model")
+    heartbeat = threading.Thread(target=worker.beat, daemon=True)
+    heartbeat.start()
+    try:
+        _train(run_dir, worker)
+    except BaseException as exc:  # record every failure, KeyboardInterrupt included, then re-raise
+        traceback.print_exc()
+        worker.status(state="failed", finished=runs.now_iso(), error=f"{type(exc).__name__}: {exc}",
+                      hint=failure_hint(exc))
+        raise
+    finally:
+        worker.stop.set()
+
+
+def _train(run_dir: Path, worker: _Worker) -> None:
+    import torch
+    from peft import LoraConfig
+    from transformers import AutoModelForCausalLM
+    from trl import SFTConfig, SFTTrainer
+    from datasets import Dataset
+
+    from core.models import describe_device, load_tokenizer, pick_device, resolve_model, use_bf16
+
+    cfg = TuneConfig.from_dict(runs.read_json(run_dir / "config.json"))
+    workspace = run_dir.parent.parent
+    device = pick_device(cfg.device)
+    bf16 = use_bf16(device)
+    location = resolve_model(cfg.model, workspace)
+    tokenizer = load_tokenizer(location)
+    train_rows, eval_rows = build_examples(cfg, tokenizer)
+    model = AutoModelForCausalLM.from_pretrained(
+        location, dtype=torch.bfloat16 if (bf16 and device == "cuda") else torch.float32,
+        use_safetensors=True, trust_remote_code=False)
+    worker.status(device=describe_device(device), precision="bf16" if bf16 else "fp32", phase="training",
+                  train_rows=len(train_rows), eval_rows=len(eval_rows))
+
+    args = SFTConfig(
+        output_dir=str(run_dir / "trainer"), max_steps=cfg.max_iterations, learning_rate=cfg.learning_rate,
+        per_device_train_batch_size=cfg.batch_size, per_device_eval_batch_size=cfg.batch_size,
+        lr_scheduler_type="linear", warmup_steps=0.05, logging_steps=1, seed=cfg.seed,
+        eval_strategy="steps" if eval_rows else "no", eval_steps=cfg.eval_every,
+        save_strategy="no", report_to="none", disable_tqdm=True, bf16=bf16, use_cpu=device == "cpu",
+        max_length=cfg.max_seq_length, completion_only_loss=True, packing=False,
+        include_num_input_tokens_seen="non_padding", dataloader_num_workers=0,
+    )
+    peft_config = LoraConfig(r=cfg.lora.rank, lora_alpha=cfg.lora.alpha, lora_dropout=cfg.lora.dropout,
+                             target_modules=cfg.lora.target_modules, task_type="CAUSAL_LM")
+    trainer = SFTTrainer(model=model, args=args, processing_class=tokenizer, peft_config=peft_config,
+                         train_dataset=Dataset.from_list(train_rows),
+                         eval_dataset=Dataset.from_list(eval_rows) if eval_rows else None,
+                         callbacks=[_make_callback(worker, cfg.max_iterations)])
+    trainer.train()
+    trainer.model.save_pretrained(str(run_dir / "adapter"))
+    tokenizer.save_pretrained(str(run_dir / "adapter"))
+    cancelled = (run_dir / CANCEL_FILE).exists()
+    worker.status(state="cancelled" if cancelled else "succeeded", finished=runs.now_iso(), phase="done",
+                  step=trainer.state.global_step)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) != 1:
+        print("usage: python -m core.train RUN_DIR", file=sys.stderr)
+        return 2
+    try:
+        run_tuning(argv[0])
+    except Exception:
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
