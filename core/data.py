@@ -129,6 +129,8 @@ def load_dataset(path: str | Path, input_column: str | None = None, output_colum
     path = Path(path)
     df, lines = read_table(path)
     columns = [str(c) for c in df.columns]
+    if len(df) == 0:
+        raise DataError("the file has a header but no rows", file=path, hint="Add at least 10 examples.")
     if input_column is None or (output_column is None and require_output):
         found = detect_columns(columns)
         if found is None:

@@ -104,14 +104,15 @@ def failure_hint(exc: BaseException) -> str:
     return "See the log lines below for details; fix the cause and start the run again."
 
 
-def run_tuning(run_dir: str | Path) -> None:
+def run_tuning(run_dir: str | Path):
+    """Tune as config.json says; returns the trained PeftModel (for in-process callers and tests)."""
     run_dir = Path(run_dir)
     worker = _Worker(run_dir)
     worker.status(state="running", started=runs.now_iso(), pid=os.getpid(), phase="loading model")
     heartbeat = threading.Thread(target=worker.beat, daemon=True)
     heartbeat.start()
     try:
-        _train(run_dir, worker)
+        return _train(run_dir, worker)
     except BaseException as exc:  # record every failure, KeyboardInterrupt included, then re-raise
         traceback.print_exc()
         worker.status(state="failed", finished=runs.now_iso(), error=f"{type(exc).__name__}: {exc}",
@@ -121,7 +122,7 @@ def run_tuning(run_dir: str | Path) -> None:
         worker.stop.set()
 
 
-def _train(run_dir: Path, worker: _Worker) -> None:
+def _train(run_dir: Path, worker: _Worker):
     import torch
     from peft import LoraConfig
     from transformers import AutoModelForCausalLM
@@ -164,6 +165,7 @@ def _train(run_dir: Path, worker: _Worker) -> None:
     cancelled = (run_dir / CANCEL_FILE).exists()
     worker.status(state="cancelled" if cancelled else "succeeded", finished=runs.now_iso(), phase="done",
                   step=trainer.state.global_step)
+    return trainer.model
 
 
 def main(argv: list[str] | None = None) -> int:

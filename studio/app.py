@@ -1,0 +1,14 @@
+"""Tuning Studio in the browser: page setup and navigation only; each page is one user task."""
+import streamlit as st
+
+from studio import ui
+
+st.set_page_config(page_title="Tuning Studio", page_icon=":material/tune:", layout="wide")
+page = st.navigation([
+    st.Page("app_pages/datasets.py", title="Datasets", icon=":material/dataset:", default=True),
+    st.Page("app_pages/tune.py", title="Tune", icon=":material/model_training:"),
+    st.Page("app_pages/playground.py", title="Playground", icon=":material/forum:"),
+    st.Page("app_pages/evaluate.py", title="Evaluate", icon=":material/analytics:"),
+])
+ui.sidebar()
+page.run()

@@ -1,0 +1,55 @@
+"""The `studio` command line, end to end on the tiny model."""
+import json
+
+import pytest
+
+from core import runs
+from core.cli import main
+
+
+def test_tune_wait_then_evaluate_base_and_tuned(workspace, tiny_model_dir, tiny_classification, capsys):
+    train, ev = tiny_classification
+    code = main(["tune", "--train", str(train), "--eval", str(ev), "--task", "classification",
+                 "--model", str(tiny_model_dir), "--steps", "3", "--learning-rate", "1e-3", "--batch-size", "4",
+                 "--device", "cpu", "--wait", "--json", "--workspace", str(workspace)])
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert code == 0 and out["status"] == "succeeded"
+    cfg = runs.read_json(runs.run_path(workspace, out["run_id"]) / "config.json")
+    assert cfg["labels"] == ["games", "math"] and "games, math" in cfg["template"]
+
+    code = main(["evaluate", "--data", str(ev), "--task", "classification", "--run", out["run_id"],
+                 "--limit", "4", "--json", "--device", "cpu", "--workspace", str(workspace)])
+    result = json.loads(capsys.readouterr().out)
+    assert code == 0 and set(result) == {"base", "tuned"}
+    for m in result.values():
+        assert m["evaluation_status"] == {"num_successful_rows": 4, "num_total_rows": 4}
+        assert {"accuracy", "macro_f1", "micro_f1", "per_label"} <= set(m)
+        assert {r["label"] for r in m["per_label"]} == {"games", "math"}
+        assert set(m["per_label"][0]) == {"label", "precision", "recall", "f1_score", "support"}
+    # The evaluation used the run's own template, and kept per-row predictions.
+    eval_dir = next((runs.run_path(workspace, out["run_id"]) / "evals").iterdir())
+    assert runs.read_json(eval_dir / "metrics.json")["template"] == cfg["template"]
+    rows = (eval_dir / "predictions.jsonl").read_text().splitlines()
+    assert len(rows) == 4 and {"base", "tuned", "reference"} <= set(json.loads(rows[0]))
+
+
+def test_generate_with_flags(workspace, tiny_model_dir, capsys):
+    code = main(["generate", "--model", str(tiny_model_dir), "--prompt", "Hello", "--max-output-tokens", "5",
+                 "--temperature", "0.7", "--top-k", "10", "--json", "--workspace", str(workspace)])
+    out = json.loads(capsys.readouterr().out)
+    assert code == 0 and "Hello" in out["prompt"] and isinstance(out["output"], str)
+
+
+def test_bad_training_file_fails_before_any_run(workspace, tmp_path, capsys):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"input_text": "x", "output_text": "y"}\n{"input_text": "only input"}\n')
+    code = main(["tune", "--train", str(bad), "--task", "classification", "--workspace", str(workspace)])
+    err = capsys.readouterr().err
+    assert code == 2 and "bad.jsonl, line 2, field `output_text`" in err
+    assert runs.list_runs(workspace) == []
+
+
+@pytest.mark.parametrize("run_id", ["../../etc", "no-such-run"])
+def test_status_of_unknown_or_unsafe_run_id(workspace, run_id, capsys):
+    assert main(["status", run_id, "--workspace", str(workspace)]) == 2
+    assert "run" in capsys.readouterr().err

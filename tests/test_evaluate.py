@@ -1,0 +1,55 @@
+import pytest
+from rouge_score import rouge_scorer
+from sklearn.metrics import f1_score
+
+from core.evaluate import OFF_LABEL, classification_metrics, parse_label, summarization_metrics, task_metrics
+
+
+def test_parse_label_exact_then_word_match():
+    labels = ["games", "math", "web"]
+    assert parse_label("Games.", labels) == "games"
+    assert parse_label("The category is math", labels) == "math"
+    assert parse_label("webserver", labels) is None  # not a whole word
+    assert parse_label("", labels) is None
+
+
+def test_classification_metrics_equal_hand_computed_values():
+    y_true = ["a", "a", "a", "b", "b", "c"]
+    y_pred = ["a", "a", "b", "b", None, "c"]  # one off-label answer
+    m = classification_metrics(y_true, y_pred, ["a", "b", "c"])
+    per = {r["label"]: r for r in m["per_label"]}
+    # a: tp=2 fp=0 fn=1 -> p=1, r=2/3, f1=0.8 ; b: tp=1 fp=1 fn=1 -> 0.5/0.5/0.5 ; c: 1/1/1
+    assert per["a"]["precision"] == pytest.approx(1.0)
+    assert per["a"]["recall"] == pytest.approx(2 / 3)
+    assert per["a"]["f1_score"] == pytest.approx(0.8)
+    assert per["b"]["f1_score"] == pytest.approx(0.5)
+    assert per["c"]["f1_score"] == pytest.approx(1.0)
+    assert per["a"]["support"] == 3
+    assert m["macro_f1"] == pytest.approx((0.8 + 0.5 + 1.0) / 3)
+    assert m["accuracy"] == pytest.approx(4 / 6)
+    # micro over the label set: tp=4, fp=1 (b), fn=2 -> p=4/5, r=4/6, f1=8/11
+    assert m["micro_f1"] == pytest.approx(8 / 11)
+    assert m["off_label_count"] == 1
+    assert m["confusion_matrix"]["labels"][-1] == OFF_LABEL
+    assert m["confusion_matrix"]["matrix"][1] == [0, 1, 0, 1]  # b: one right, one off-label
+    # and the same as scikit-learn computes directly
+    pred = [p or OFF_LABEL for p in y_pred]
+    assert m["macro_f1"] == pytest.approx(f1_score(y_true, pred, labels=["a", "b", "c"], average="macro"))
+
+
+def test_summarization_metrics_match_rouge_score_and_hand_values():
+    refs = ["the cat sat on the mat", "a quick brown fox"]
+    preds = ["the cat sat", "a quick brown fox"]
+    m = summarization_metrics(refs, preds)
+    # row 1: 3 of 3 predicted unigrams match, 3 of 6 reference -> P=1, R=0.5 ; row 2 perfect
+    assert m["rouge1_precision"] == pytest.approx(1.0)
+    assert m["rouge1_recall"] == pytest.approx((0.5 + 1.0) / 2)
+    scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
+    expected = sum(scorer.score(r, p)["rougeL"].fmeasure for r, p in zip(refs, preds)) / 2
+    assert m["rougeL_f1"] == pytest.approx(expected)
+
+
+def test_failed_rows_are_counted_not_scored():
+    m = task_metrics("classification", ["a", "b", "a"], ["a", None, "a"], ["a", "b"])
+    assert m["evaluation_status"] == {"num_successful_rows": 2, "num_total_rows": 3}
+    assert m["accuracy"] == 1.0

@@ -1,0 +1,44 @@
+"""The worker as its own process: it finishes on its own, and a worker killed with SIGKILL is seen as failed."""
+import os
+import signal
+import time
+
+from core import jobs, runs
+from test_train import tiny_config
+
+
+def test_worker_process_runs_to_success(workspace, tiny_model_dir, tiny_classification):
+    run_dir = runs.create_run(workspace, tiny_config(tiny_model_dir, *tiny_classification, steps=4))
+    jobs.start_tuning(run_dir)
+    seen = []
+    status = jobs.wait(run_dir, lambda st, new: seen.extend(new), poll=0.5, timeout=300)
+    assert status["state"] == "succeeded", runs.log_tail(run_dir)
+    assert (run_dir / "adapter" / "adapter_model.safetensors").exists()
+    assert any("loss" in m for m in seen)
+
+
+def test_cancel_keeps_the_adapter_so_far(workspace, tiny_model_dir, tiny_classification):
+    run_dir = runs.create_run(workspace, tiny_config(tiny_model_dir, *tiny_classification, steps=2000))
+    jobs.start_tuning(run_dir)
+    deadline = time.time() + 240
+    while runs.read_status(run_dir).get("step", 0) < 2 and time.time() < deadline:
+        time.sleep(0.5)
+    jobs.cancel(run_dir)
+    status = jobs.wait(run_dir, poll=0.5, timeout=120)
+    assert status["state"] == "cancelled" and 2 <= status["step"] < 2000
+    assert (run_dir / "adapter" / "adapter_config.json").exists()
+
+
+def test_sigkilled_worker_is_detected(workspace, tiny_model_dir, tiny_classification):
+    run_dir = runs.create_run(workspace, tiny_config(tiny_model_dir, *tiny_classification, steps=2000))
+    jobs.start_tuning(run_dir)
+    deadline = time.time() + 240
+    while runs.read_status(run_dir).get("step", 0) < 1 and time.time() < deadline:
+        time.sleep(0.5)
+    os.kill(runs.read_status(run_dir)["pid"], signal.SIGKILL)
+    killed = time.time()
+    while runs.read_status(run_dir)["state"] == "running" and time.time() - killed < 30:
+        time.sleep(0.5)
+    status = runs.read_status(run_dir)
+    assert status["state"] == "failed" and "stopped unexpectedly" in status["error"]
+    assert time.time() - killed < 3 * runs.HEARTBEAT_EVERY

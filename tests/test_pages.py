@@ -1,0 +1,190 @@
+"""Every studio page renders without an exception and shows what a user needs, through the real
+navigation in studio/app.py. No model is loaded: runs and evaluations are written by hand in the real
+formats (core.runs, core.evaluate.task_metrics)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from core import runs
+from core.config import TuneConfig
+from core.evaluate import parse_label, task_metrics
+from core.templates import default_template
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLE = ROOT / "assets" / "classification_train.jsonl"
+LABELS = ["games", "mail", "science"]
+
+
+@pytest.fixture
+def ws(tmp_path, monkeypatch):
+    monkeypatch.setenv("STUDIO_WORKSPACE", str(tmp_path))
+    return tmp_path
+
+
+def open_page(page: str) -> AppTest:
+    at = AppTest.from_file(str(ROOT / "studio" / "app.py"), default_timeout=30)
+    at.run()
+    assert not at.exception
+    at.switch_page(f"app_pages/{page}.py")
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def chart_specs(at: AppTest) -> list[dict]:
+    return [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+
+
+def finished_run(ws: Path, task: str = "classification") -> Path:
+    cfg = TuneConfig(task=task, train_file=str(SAMPLE), template=default_template(task, LABELS), labels=LABELS,
+                     max_iterations=4, eval_every=2, input_column="input_text", output_column="output_text")
+    run_dir = runs.create_run(ws, cfg.to_dict(), name="demo run")
+    for step, loss in enumerate([3.2, 2.5, 1.9, 1.6], start=1):
+        runs.append_metrics(run_dir, {"step": step, "loss": loss, "learning_rate": 2e-4, "tokens_per_s": 120.0,
+                                      "mean_token_accuracy": 0.5})
+        if step % 2 == 0:
+            runs.append_metrics(run_dir, {"step": step, "eval_loss": loss + 0.2})
+    runs.update_status(run_dir, state="succeeded", step=4, max_steps=4, device="CPU (2 cores)", precision="fp32",
+                       train_rows=360, eval_rows=40, elapsed_s=12.0, phase="done")
+    (run_dir / "adapter").mkdir()
+    return run_dir
+
+
+def write_evaluation(out_dir: Path, task: str, run_id: str | None) -> None:
+    """metrics.json + predictions.jsonl as `studio evaluate` writes them, from hand-made answers."""
+    if task == "classification":
+        refs = ["games", "mail", "science", "games", "mail", "science"]
+        answers = {"base": ["games", "games", "I think science", "mail", "nonsense", "science"],
+                   "tuned": ["games", "mail", "science", "games", "mail", "games"]}
+    else:
+        refs = ["fast image library", "mail client for the terminal", "plotting tool"]
+        answers = {"base": ["an image library", "a client", "a tool for plots"],
+                   "tuned": ["fast image processing library", "terminal mail client", "plotting tool"]}
+    if not run_id:
+        answers.pop("tuned")
+    out_dir.mkdir(parents=True)
+    result = {name: task_metrics(task, refs, a, LABELS) for name, a in answers.items()}
+    runs.write_json(out_dir / "metrics.json", {"task": task, "data": str(SAMPLE), "rows": len(refs),
+                                               "template": default_template(task, LABELS), "model": "tiny",
+                                               "run_id": run_id, "created": runs.now_iso(), **result})
+    with open(out_dir / "predictions.jsonl", "w", encoding="utf-8") as f:
+        for i, ref in enumerate(refs):
+            row = {"line": i + 1, "input_text": f"description {i}", "reference": ref}
+            for name, a in answers.items():
+                row[name] = a[i]
+                if task == "classification":
+                    row[f"{name}_label"] = parse_label(a[i], LABELS)
+            f.write(json.dumps(row) + "\n")
+    runs.write_json(out_dir / "status.json", {"state": "succeeded", "done": 2 * len(refs), "total": 2 * len(refs)})
+
+
+def test_navigation_shows_all_pages_and_workspace(ws):
+    at = AppTest.from_file(str(ROOT / "studio" / "app.py"), default_timeout=30)
+    at.run()
+    assert not at.exception
+    assert at.title[0].value == "Datasets"  # the default page
+    assert any(str(ws) in c.value for c in at.sidebar.caption)
+
+
+def test_datasets_page_sample_and_upload(ws):
+    at = open_page("datasets")
+    assert at.title[0].value == "Datasets"
+    assert [b.label for b in at.button].count("Use sample") == 2
+    at.button(key="use_classification_train.jsonl").click().run()
+    assert not at.exception
+    assert "400 examples" in at.success[0].value
+    assert len(at.get("plotly_chart")) == 2  # label distribution + prompt lengths
+    assert at.dataframe
+
+    # An upload with a hostile name lands inside <workspace>/datasets under a sanitized name.
+    rows = "".join(json.dumps({"prompt": f"text {i}", "label": LABELS[i % 3]}) + "\n" for i in range(12))
+    at.file_uploader[0].set_value(("../../evil name!.jsonl", rows.encode(), "application/json")).run()
+    assert not at.exception
+    assert sorted(p.name for p in (ws / "datasets").iterdir()) == ["evil_name.jsonl"]
+    assert any("12 examples" in s.value for s in at.success)
+
+
+def test_datasets_page_shows_data_error_with_line(ws):
+    (ws / "datasets").mkdir()
+    (ws / "datasets" / "broken.jsonl").write_text('{"input_text": "a", "output_text": "b"}\n{oops\n')
+    at = open_page("datasets")
+    at.selectbox(key="ds_pick").set_value(str(ws / "datasets" / "broken.jsonl")).run()
+    assert not at.exception
+    assert "line 2" in at.error[0].value and "broken.jsonl" in at.error[0].value
+
+
+def test_tune_page_shows_run_and_loss_curve(ws):
+    run_dir = finished_run(ws)
+    at = open_page("tune")
+    assert at.title[0].value == "Tune"
+    assert any(b.label == "Start tuning" for b in at.button)
+    steps = next(n for n in at.number_input if n.label == "Steps (max_iterations)")
+    assert steps.value == 150  # recommend_steps: 3 passes over 400 rows at batch 8
+    specs = chart_specs(at)
+    assert len(specs) == 1
+    names = [t["name"] for t in specs[0]["data"]]
+    assert names == ["Train loss", "Eval loss"]
+    assert any(m.label == "Train loss" and m.value == "1.6000" for m in at.metric)
+    assert any("adapter is saved" in s.value for s in at.success)
+    assert run_dir.name in at.selectbox(key="tune_run_pick").value
+
+
+def test_tune_page_config_error_starts_nothing(ws):
+    at = open_page("tune")
+    area = next(t for t in at.text_area if t.key.startswith("tune_template"))
+    area.set_value("no placeholder here").run()
+    next(b for b in at.button if b.label == "Start tuning").click().run()
+    assert not at.exception
+    assert "{input_text}" in at.error[0].value
+    assert runs.list_runs(ws) == []
+
+
+def test_playground_page_renders_without_loading_a_model(ws):
+    run_dir = finished_run(ws)
+    at = open_page("playground")
+    assert at.title[0].value == "Playground"
+    assert any(b.label == "Generate" for b in at.button)
+    assert at.toggle[0].label == "Show the rendered prompt"
+    at.selectbox(key="pg_run").set_value(run_dir.name).run()
+    assert not at.exception
+    assert any(b.label == "Try an example from the run's data" for b in at.button)
+
+
+def test_evaluate_page_classification_dashboard(ws):
+    run_dir = finished_run(ws)
+    write_evaluation(run_dir / "evals" / "cls-1", "classification", run_dir.name)
+    at = open_page("evaluate")
+    assert at.title[0].value == "Evaluate"
+    assert any(b.label == "Run evaluation" for b in at.button)
+    specs = chart_specs(at)
+    heat = specs[0]["data"]
+    assert [t["type"] for t in heat] == ["heatmap", "heatmap"]  # per-class F1 + diverging delta
+    assert heat[0]["x"] == ["Base F1", "Tuned F1"] and heat[1]["zmid"] == 0
+    assert heat[0]["y"] == LABELS
+    assert any(s["data"][0].get("hovertemplate", "").startswith("true") for s in specs)  # confusion matrix
+    acc = next(m for m in at.metric if m.label == "Accuracy")
+    assert acc.value == "83.3%" and acc.delta.startswith("+33.3")  # 5/6 tuned vs 3/6 base
+    assert len(at.dataframe) == 2  # per-label table + predictions
+
+
+def test_evaluate_page_summarization_base_only(ws):
+    write_evaluation(ws / "evals" / "sum-1", "summarization", None)
+    at = open_page("evaluate")
+    assert not at.exception
+    specs = chart_specs(at)
+    assert [t["name"] for t in specs[0]["data"]] == ["Base"]
+    assert any(m.label == "ROUGE-1 F1" for m in at.metric)
+
+
+def test_safe_filename():
+    from studio.ui import safe_filename
+
+    assert safe_filename("../../etc/passwd") == "passwd"
+    assert safe_filename("..\\evil.JSONL") == "evil.jsonl"
+    assert safe_filename(".hidden.csv") == "hidden.csv"
+    assert safe_filename("my data (v2).jsonl") == "my_data_v2.jsonl"
+    assert safe_filename("...") == "dataset"

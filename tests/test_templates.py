@@ -1,0 +1,37 @@
+from core.config import TuneConfig
+from core.templates import default_template, fill_template, render_answer, render_prompt
+from core.train import build_examples
+
+
+def test_default_classification_template_lists_the_labels():
+    t = default_template("classification", ["games", "math"])
+    assert "games, math" in t and "{input_text}" in t
+
+
+def test_braces_in_text_survive(bundled_dir):
+    assert fill_template("Q: {input_text}", "f({x}) = {}") == "Q: f({x}) = {}"
+
+
+def test_prompt_is_wrapped_in_the_chat_template(tiny_model_dir):
+    from core.models import load_tokenizer
+
+    tok = load_tokenizer(str(tiny_model_dir))
+    p = render_prompt(tok, "Say: {input_text}", "hello")
+    assert "<|im_start|>user\nSay: hello<|im_end|>" in p and p.endswith("<|im_start|>assistant\n")
+    assert render_answer(tok, "hi") == "hi<|im_end|>"
+
+
+def test_training_prompts_equal_prediction_prompts(tiny_model_dir, tiny_classification):
+    """The exact string trained on is the one generation renders for the same row."""
+    from core.data import load_dataset
+    from core.models import load_tokenizer
+
+    train, ev = tiny_classification
+    tok = load_tokenizer(str(tiny_model_dir))
+    cfg = TuneConfig(task="classification", train_file=str(train), eval_file=str(ev),
+                     template=default_template("classification", ["games", "math"]))
+    train_rows, eval_rows = build_examples(cfg, tok)
+    data = load_dataset(train).examples
+    assert [r["prompt"] for r in train_rows] == [render_prompt(tok, cfg.template, e["input_text"]) for e in data]
+    assert train_rows[0]["completion"] == data[0]["output_text"] + tok.eos_token
+    assert len(eval_rows) == 8
