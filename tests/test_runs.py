@@ -1,0 +1,37 @@
+import json
+
+import pytest
+
+from core import runs
+
+
+def test_create_update_and_list(tmp_path):
+    run_dir = runs.create_run(tmp_path, {"task": "classification", "max_iterations": 5})
+    assert runs.read_status(run_dir)["state"] == "queued"
+    runs.update_status(run_dir, state="running", step=2, pid=None, heartbeat_ts=0)
+    runs.append_metrics(run_dir, {"step": 1, "loss": 2.0})
+    with open(run_dir / "metrics.jsonl", "a") as f:
+        f.write('{"step": 2, "lo')  # a line being written right now
+    assert runs.read_metrics(run_dir) == [{"step": 1, "loss": 2.0}]
+    [listed] = runs.list_runs(tmp_path)
+    assert listed["run_id"] == run_dir.name and listed["config"]["task"] == "classification"
+
+
+def test_running_without_a_live_worker_becomes_failed(tmp_path):
+    run_dir = runs.create_run(tmp_path, {"task": "summarization"})
+    runs.update_status(run_dir, state="running", pid=2 ** 22 + 12345, heartbeat_ts=0)
+    status = runs.read_status(run_dir)
+    assert status["state"] == "failed" and "stopped unexpectedly" in status["error"]
+
+
+def test_atomic_json_leaves_no_temp_files(tmp_path):
+    for i in range(5):
+        runs.write_json(tmp_path / "s.json", {"i": i})
+    assert json.loads((tmp_path / "s.json").read_text()) == {"i": 4}
+    assert [p.name for p in tmp_path.iterdir()] == ["s.json"]
+
+
+@pytest.mark.parametrize("bad", ["..", "../x", "/etc", "a/b", ""])
+def test_run_ids_never_become_arbitrary_paths(tmp_path, bad):
+    with pytest.raises(ValueError):
+        runs.run_path(tmp_path, bad)
