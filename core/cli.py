@@ -122,6 +122,8 @@ def cmd_evaluate(a) -> int:
         result = run_evaluation(ws, a.data, a.task, run_dir=run_dir, model=a.model, limit=a.limit,
                                 template=a.template, out_dir=a.out_dir, device=a.device, progress=progress)
     except (DataError, ModelError, ValueError, FileNotFoundError) as e:
+        if a.out_dir:  # a background job: the page reads the cause from its status.json
+            runs.update_status(a.out_dir, state="failed", error=str(e), finished=runs.now_iso())
         return _fail(str(e))
     if a.json:
         print(json.dumps(result))

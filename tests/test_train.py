@@ -1,5 +1,6 @@
 """Tuning on the tiny random model, in process: the adapter moves, the base does not, and the run
 folder holds what the UI and plain peft need."""
+import pytest
 import torch
 from safetensors.torch import load_file
 
@@ -74,3 +75,31 @@ def test_failure_is_recorded_with_its_cause(workspace, tiny_model_dir, tiny_clas
     assert status["state"] == "failed"
     assert "gone.jsonl" in status["error"] and "file not found" in status["error"]
     assert status["hint"]
+
+
+def test_answer_only_loss_equals_trl_loss(tiny_model_dir, tiny_classification):
+    """The compact loss (answer positions only through the LM head) is TRL's loss, computed cheaper."""
+    from datasets import Dataset
+    from peft import LoraConfig
+    from transformers import AutoModelForCausalLM
+    from trl import SFTConfig, SFTTrainer
+
+    from core.models import load_tokenizer
+    from core.train import _answer_only_trainer, build_examples
+
+    tok = load_tokenizer(str(tiny_model_dir))
+    cfg = TuneConfig.from_dict(tiny_config(tiny_model_dir, *tiny_classification))
+    rows, _ = build_examples(cfg, tok)
+    losses = {}
+    for cls in (SFTTrainer, _answer_only_trainer()):
+        torch.manual_seed(0)
+        args = SFTConfig(output_dir="/tmp/unused", per_device_train_batch_size=4, report_to="none", use_cpu=True,
+                         max_length=256, save_strategy="no")
+        trainer = cls(model=AutoModelForCausalLM.from_pretrained(tiny_model_dir), args=args, processing_class=tok,
+                      peft_config=LoraConfig(r=4, lora_alpha=8, target_modules="all-linear", task_type="CAUSAL_LM"),
+                      train_dataset=Dataset.from_list(rows))
+        batch = next(iter(trainer.get_train_dataloader()))
+        trainer.model.train()
+        losses[cls.__name__] = trainer.compute_loss(trainer.model, dict(batch)).item()
+        assert trainer._metrics["train"]["mean_token_accuracy"]
+    assert losses["AnswerOnlySFTTrainer"] == pytest.approx(losses["SFTTrainer"], rel=1e-4)
