@@ -120,7 +120,8 @@ def cmd_evaluate(a) -> int:
                 print(f"\r{done}/{total} answers", end="", file=sys.stderr, flush=True)
 
         result = run_evaluation(ws, a.data, a.task, run_dir=run_dir, model=a.model, limit=a.limit,
-                                template=a.template, out_dir=a.out_dir, device=a.device, progress=progress)
+                                template=a.template, out_dir=a.out_dir, device=a.device, progress=progress,
+                                input_column=a.input_column, output_column=a.output_column)
     except (DataError, ModelError, ValueError, FileNotFoundError) as e:
         if a.out_dir:  # a background job: the page reads the cause from its status.json
             runs.update_status(a.out_dir, state="failed", error=str(e), finished=runs.now_iso())
@@ -237,6 +238,8 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--model", default=BUNDLED_MODEL)
     e.add_argument("--template", help="override the prompt template")
     e.add_argument("--limit", type=int, help="first N rows only")
+    e.add_argument("--input-column", help="column with the prompt text (default: the run's, else auto-detect)")
+    e.add_argument("--output-column", help="column with the reference answer")
     e.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
     e.add_argument("--out-dir", help="where to write metrics.json and predictions.jsonl")
     e.add_argument("--json", action="store_true")

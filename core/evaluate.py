@@ -109,13 +109,15 @@ def _answers(model, tokenizer, prompts, cfg, progress) -> list[str | None]:
 def run_evaluation(workspace: str | Path, data: str | Path, task: str, run_dir: str | Path | None = None,
                    model: str | None = None, limit: int | None = None, template: str | None = None,
                    out_dir: str | Path | None = None, device: str = "auto",
-                   progress: Callable[[int, int], None] | None = None) -> dict:
+                   progress: Callable[[int, int], None] | None = None,
+                   input_column: str | None = None, output_column: str | None = None) -> dict:
     """Evaluate the base model (and, with run_dir, the tuned run on the same rows).
     Writes metrics.json, predictions.jsonl and status.json into out_dir; returns {"base": …, "tuned": …}."""
     from core.models import load_model
 
     cfg = TuneConfig.from_dict(runs.read_json(Path(run_dir) / "config.json")) if run_dir else None
-    dataset = load_dataset(data, cfg.input_column if cfg else None, cfg.output_column if cfg else None)
+    dataset = load_dataset(data, input_column or (cfg.input_column if cfg else None),
+                           output_column or (cfg.output_column if cfg else None))
     rows = dataset.examples[:limit] if limit else dataset.examples
     labels = (cfg.labels if cfg and cfg.labels else dataset.labels) if task == "classification" else []
     template = template or (cfg.template if cfg else default_template(task, labels))
@@ -130,7 +132,8 @@ def run_evaluation(workspace: str | Path, data: str | Path, task: str, run_dir: 
     def tick(n):
         nonlocal done
         done += n
-        runs.update_status(out_dir, state="running", done=done, total=total, heartbeat_ts=time.time())
+        runs.update_status(out_dir, state="running", phase="generating", done=done, total=total,
+                           heartbeat_ts=time.time())
         if progress:
             progress(done, total)
 
@@ -168,5 +171,5 @@ def run_evaluation(workspace: str | Path, data: str | Path, task: str, run_dir: 
     with open(out_dir / "predictions.jsonl", "w", encoding="utf-8") as f:
         for row in preds:
             f.write(json.dumps(row, ensure_ascii=False) + "\n")
-    runs.update_status(out_dir, state="succeeded", done=total, total=total, finished=runs.now_iso())
+    runs.update_status(out_dir, state="succeeded", phase="done", done=total, total=total, finished=runs.now_iso())
     return result

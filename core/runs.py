@@ -124,16 +124,18 @@ def pid_alive(pid: int | None) -> bool:
 
 
 def read_status(run_dir: str | Path) -> dict:
-    """status.json, with a dead worker detected: a run that says `running` but whose process is gone
-    and whose heartbeat is stale is marked failed, so the UI never waits forever."""
+    """status.json (of a run or an evaluation job), with a dead worker detected: a job that was launched
+    (has a pid) and is not finished, but whose process is gone and whose heartbeat is stale, is marked
+    failed with the last error line of its log, so neither the UI nor the CLI waits forever."""
     run_dir = Path(run_dir)
     status = read_json(run_dir / "status.json", {}) or {}
-    if status.get("state") == "running" and not pid_alive(status.get("pid")):
-        stale = time.time() - float(status.get("heartbeat_ts", 0)) > 2 * HEARTBEAT_EVERY
-        if stale:
-            status = update_status(run_dir, state="failed", finished=now_iso(),
-                                   error="The worker stopped unexpectedly (killed or crashed).",
-                                   hint="Look at the last lines of the log below, then start the run again.")
+    if status.get("state") in ("queued", "running") and status.get("pid") and not pid_alive(status["pid"]):
+        if time.time() - float(status.get("heartbeat_ts", 0)) > 2 * HEARTBEAT_EVERY:
+            errors = [x for x in log_tail(run_dir, 40).splitlines() if x.startswith("error:") or "Error" in x]
+            status = update_status(
+                run_dir, state="failed", finished=now_iso(),
+                error=errors[-1] if errors else "The worker stopped unexpectedly (killed or crashed).",
+                hint="Look at the last lines of the log, then start it again.")
     return status
 
 

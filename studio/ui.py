@@ -1,7 +1,8 @@
-"""What the studio pages share: the only home of Streamlit caches, plus the pickers, badges and charts
-more than one page uses. Nothing here trains, and torch is only ever reached through core."""
+"""What the studio pages share: the only home of Streamlit caches (data, models, tokenizers), plus the
+pickers and badges more than one page uses. Nothing here trains; torch is only ever reached through core."""
 from __future__ import annotations
 
+import json
 import os
 import re
 import secrets
@@ -10,7 +11,6 @@ import time
 from pathlib import Path
 
 import pandas as pd
-import plotly.graph_objects as go
 import streamlit as st
 
 from core import runs
@@ -19,14 +19,12 @@ from core.data import load_dataset as core_load_dataset
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SAMPLES_DIR = REPO_ROOT / "assets"
-PRIMARY = "#4F46E5"
-BASE_COLOR = "#94A3B8"
-TUNED_COLOR = PRIMARY
-EVAL_COLOR = "#F59E0B"
 STATE_BADGES = {"queued": ("gray", ":material/schedule:"), "running": ("blue", ":material/sync:"),
                 "succeeded": ("green", ":material/check_circle:"), "failed": ("red", ":material/error:"),
                 "cancelled": ("orange", ":material/cancel:")}
 ACTIVE_STATES = ("queued", "running")
+# The "no dataset / no run" choice of a selectbox: a None option would show as an empty selectbox.
+NONE = ""
 
 
 # ---------------------------------------------------------------- workspace and datasets
@@ -145,21 +143,29 @@ def seed_choice(key: str, options: list, default) -> None:
         st.session_state[key] = default if default in options else options[0]
 
 
+def default_dataset(items: list[dict] | None = None) -> str | None:
+    """The dataset in use (chosen on the Datasets page), else the first training sample."""
+    items = list_datasets() if items is None else items
+    paths = [d["path"] for d in items]
+    active = st.session_state.get("active_dataset")
+    return active if active in paths else next((p for p in paths if "_train" in Path(p).name), None)
+
+
 def pick_dataset(label: str, key: str, *, optional: bool = False, none_label: str = "None",
                  default: str | None = None, help: str | None = None) -> str | None:
     """A selectbox over sample and uploaded datasets; returns a path (or None when optional)."""
     items = list_datasets()
     names = {d["path"]: f"{d['name']}  ·  {d['source']}" for d in items}
-    options = ([None] if optional else []) + list(names)
+    options = ([NONE] if optional else []) + list(names)
     if not options:
         st.info("No datasets yet: add one on the Datasets page.")
         return None
-    if default is None and not optional:  # the dataset in use on the Datasets page, else a training sample
-        default = st.session_state.get("active_dataset") or next(
-            (p for p in names if "_train" in Path(p).name), None)
-    seed_choice(key, options, default)
-    return st.selectbox(label, options, key=key, help=help,
-                        format_func=lambda p: none_label if p is None else names.get(p, Path(p).name))
+    if default is None and not optional:
+        default = default_dataset(items)
+    seed_choice(key, options, default or NONE)
+    chosen = st.selectbox(label, options, key=key, help=help,
+                          format_func=lambda p: none_label if p == NONE else names.get(p, Path(p).name))
+    return chosen or None
 
 
 def dataset_with_mapping(path: str, key: str) -> Dataset | None:
@@ -206,13 +212,18 @@ def pick_run(label: str, key: str, items: list[dict], *, none_label: str | None 
              default: str | None = None, help: str | None = None) -> dict | None:
     """A selectbox over runs (newest first); with none_label, "no run" is the first choice."""
     by_id = {r["run_id"]: r for r in items}
-    options = ([None] if none_label else []) + list(by_id)
+    options = ([NONE] if none_label else []) + list(by_id)
     if not options:
         return None
-    seed_choice(key, options, default)
+    seed_choice(key, options, default or NONE)
     chosen = st.selectbox(label, options, key=key, help=help,
-                          format_func=lambda i: none_label if i is None else run_label(by_id[i]))
+                          format_func=lambda i: none_label if i == NONE else run_label(by_id[i]))
     return by_id.get(chosen)
+
+
+def chart(fig) -> None:
+    """A plotly figure at full width, without the plotly toolbar."""
+    st.plotly_chart(fig, config={"displayModeBar": False})
 
 
 def status_badge(state: str | None) -> None:
@@ -266,17 +277,10 @@ def load_tokenizer(model_name: str):
 # ---------------------------------------------------------------- evaluations
 
 def eval_status(out_dir: Path) -> dict:
-    """status.json of an evaluation job; a job whose process is gone without finishing reads as failed
-    (with the last error line of its log), so the page never waits forever."""
-    status = runs.read_json(out_dir / "status.json", {}) or {}
-    if (out_dir / "metrics.json").exists():
+    """status.json of an evaluation job (a dead job reads as failed, see core.runs.read_status)."""
+    status = runs.read_status(out_dir)
+    if (out_dir / "metrics.json").exists():  # written just before the final status
         return {**status, "state": "succeeded"}
-    if status.get("state") in ACTIVE_STATES and not runs.pid_alive(status.get("pid")):
-        if time.time() - float(status.get("heartbeat_ts", 0)) > 2 * runs.HEARTBEAT_EVERY:
-            log = runs.log_tail(out_dir, 40).splitlines()
-            errors = [x for x in log if x.startswith("error:") or "Error" in x]
-            status = {**status, "state": "failed",
-                      "error": status.get("error") or (errors[-1] if errors else "The evaluation stopped unexpectedly.")}
     return status
 
 
@@ -296,99 +300,10 @@ def list_evaluations(ws: Path) -> list[dict]:
 def _evaluation(out_dir: str, mtime: int) -> tuple[dict, pd.DataFrame]:
     metrics = runs.read_json(Path(out_dir) / "metrics.json", {}) or {}
     path = Path(out_dir) / "predictions.jsonl"
-    preds = pd.read_json(path, lines=True) if path.exists() and path.stat().st_size else pd.DataFrame()
-    return metrics, preds
+    rows = [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines() if x.strip()] if path.exists() else []
+    return metrics, pd.DataFrame(rows)  # built from dicts: no dtype guessing on the answers
 
 
 def read_evaluation(out_dir: str | Path) -> tuple[dict, pd.DataFrame]:
     """(metrics.json, predictions as a DataFrame) of a finished evaluation, cached per file version."""
     return _evaluation(str(out_dir), _mtime(Path(out_dir) / "metrics.json"))
-
-
-# ---------------------------------------------------------------- charts
-
-def _style(fig: go.Figure, height: int, **layout) -> go.Figure:
-    fig.update_layout(height=height, margin=dict(l=8, r=8, t=36, b=8), legend=dict(
-        orientation="h", yanchor="bottom", y=1.02, xanchor="left", x=0), **layout)
-    return fig
-
-
-def loss_figure(metrics: list[dict]) -> go.Figure | None:
-    """Train loss and eval loss against the step, from metrics.jsonl records."""
-    train = [(m["step"], m["loss"]) for m in metrics if m.get("loss") is not None]
-    evals = [(m["step"], m["eval_loss"]) for m in metrics if m.get("eval_loss") is not None]
-    if not train and not evals:
-        return None
-    fig = go.Figure()
-    if train:
-        fig.add_scatter(x=[s for s, _ in train], y=[v for _, v in train], name="Train loss", mode="lines",
-                        line=dict(color=TUNED_COLOR, width=2))
-    if evals:
-        fig.add_scatter(x=[s for s, _ in evals], y=[v for _, v in evals], name="Eval loss", mode="lines+markers",
-                        line=dict(color=EVAL_COLOR, width=2, dash="dot"), marker=dict(size=8))
-    fig.update_xaxes(title="Step", rangemode="tozero")
-    fig.update_yaxes(title="Loss")
-    return _style(fig, 320, hovermode="x unified")
-
-
-def label_distribution_figure(counts: dict[str, int]) -> go.Figure:
-    items = sorted(counts.items(), key=lambda kv: kv[1])
-    fig = go.Figure(go.Bar(x=[v for _, v in items], y=[k for k, _ in items], orientation="h",
-                           marker_color=PRIMARY, text=[v for _, v in items], textposition="outside"))
-    fig.update_xaxes(title="Examples")
-    return _style(fig, max(260, 22 * len(items) + 80))
-
-
-def length_figure(lengths: list[int], title: str) -> go.Figure:
-    fig = go.Figure(go.Histogram(x=lengths, nbinsx=30, marker_color=PRIMARY, opacity=0.85))
-    fig.update_xaxes(title=title)
-    fig.update_yaxes(title="Examples")
-    return _style(fig, 260, bargap=0.05)
-
-
-def per_class_f1_figure(base: dict, tuned: dict | None) -> go.Figure:
-    """Per-class F1 heatmap: rows are classes; columns base and tuned on a sequential scale, and the
-    tuned − base difference on a diverging scale centred on zero."""
-    b = {r["label"]: r["f1_score"] for r in base["per_label"]}
-    t = {r["label"]: r["f1_score"] for r in tuned["per_label"]} if tuned else {}
-    labels = list(b)
-    cols = ["Base F1"] + (["Tuned F1"] if tuned else [])
-    z = [[b[lab]] + ([t.get(lab, 0.0)] if tuned else []) for lab in labels]
-    fig = go.Figure()
-    fig.add_heatmap(z=z, x=cols, y=labels, zmin=0, zmax=1, colorscale=[[0, "#F1F5F9"], [1, PRIMARY]],
-                    texttemplate="%{z:.2f}", hovertemplate="%{y} · %{x}: %{z:.3f}<extra></extra>",
-                    xgap=2, ygap=2, colorbar=dict(title="F1", len=0.45, y=1, yanchor="top", thickness=12))
-    if tuned:
-        d = [[t.get(lab, 0.0) - b[lab]] for lab in labels]
-        fig.add_heatmap(z=d, x=["Δ tuned − base"], y=labels, zmid=0, zmin=-1, zmax=1, colorscale="RdBu",
-                        texttemplate="%{z:+.2f}", hovertemplate="%{y}: %{z:+.3f}<extra></extra>", xgap=2, ygap=2,
-                        colorbar=dict(title="Δ", len=0.45, y=0, yanchor="bottom", thickness=12))
-    fig.update_yaxes(autorange="reversed", type="category")
-    fig.update_xaxes(side="top", type="category")
-    return _style(fig, max(320, 26 * len(labels) + 90))
-
-
-def confusion_figure(cm: dict) -> go.Figure:
-    """Rows are the true labels, columns the predicted ones (the last column collects off-label answers)."""
-    labels, matrix = list(cm["labels"]), [list(r) for r in cm["matrix"]]
-    rows = labels
-    if labels and labels[-1].startswith("(") and not any(matrix[-1]):  # nothing is truly off-label
-        rows, matrix = labels[:-1], matrix[:-1]
-    fig = go.Figure(go.Heatmap(z=matrix, x=labels, y=rows, colorscale=[[0, "#FFFFFF"], [1, PRIMARY]],
-                               texttemplate="%{z}", xgap=1, ygap=1, showscale=False,
-                               hovertemplate="true %{y} → predicted %{x}: %{z}<extra></extra>"))
-    fig.update_yaxes(autorange="reversed", title="True label", type="category")
-    fig.update_xaxes(title="Predicted label", type="category", tickangle=-45)
-    return _style(fig, max(380, 24 * len(rows) + 160))
-
-
-def rouge_figure(base: dict, tuned: dict | None, kind: str = "f1") -> go.Figure:
-    names = [("rouge1", "ROUGE-1"), ("rouge2", "ROUGE-2"), ("rougeL", "ROUGE-L"), ("rougeLsum", "ROUGE-Lsum")]
-    fig = go.Figure()
-    for label, m, color in (("Base", base, BASE_COLOR), ("Tuned", tuned, TUNED_COLOR)):
-        if m:
-            vals = [m.get(f"{k}_{kind}", 0.0) for k, _ in names]
-            fig.add_bar(x=[n for _, n in names], y=vals, name=label, marker_color=color,
-                        text=[f"{v:.3f}" for v in vals], textposition="outside")
-    fig.update_yaxes(title=kind.capitalize() if kind != "f1" else "F1", rangemode="tozero")
-    return _style(fig, 340, barmode="group")

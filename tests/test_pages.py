@@ -117,6 +117,19 @@ def test_datasets_page_shows_data_error_with_line(ws):
     assert "line 2" in at.error[0].value and "broken.jsonl" in at.error[0].value
 
 
+def test_datasets_page_maps_unrecognised_columns(ws):
+    (ws / "datasets").mkdir()
+    body = "id,question,answer\n" + "".join(f"{i},text number {i},{LABELS[i % 3]}\n" for i in range(12))
+    (ws / "datasets" / "odd.csv").write_text(body)
+    at = open_page("datasets")
+    at.selectbox(key="ds_pick").set_value(str(ws / "datasets" / "odd.csv")).run()
+    assert not at.exception and not at.error
+    at.selectbox(key="ds_map_in").set_value("question").run()
+    at.selectbox(key="ds_map_out").set_value("answer").run()
+    assert not at.exception
+    assert "12 examples" in at.success[0].value and "`question`" in at.success[0].value
+
+
 def test_tune_page_shows_run_and_loss_curve(ws):
     run_dir = finished_run(ws)
     at = open_page("tune")
@@ -131,6 +144,17 @@ def test_tune_page_shows_run_and_loss_curve(ws):
     assert any(m.label == "Train loss" and m.value == "1.6000" for m in at.metric)
     assert any("adapter is saved" in s.value for s in at.success)
     assert run_dir.name in at.selectbox(key="tune_run_pick").value
+
+
+def test_tune_page_explains_a_failed_run(ws):
+    run_dir = finished_run(ws)
+    runs.update_status(run_dir, state="failed", error="OutOfMemoryError: CUDA out of memory",
+                       hint="Out of memory: lower the batch size.")
+    (run_dir / "worker.log").write_text("loading\nTraceback (most recent call last):\nOutOfMemoryError\n")
+    at = open_page("tune")
+    assert "CUDA out of memory" in at.error[0].value
+    assert any("lower the batch size" in i.value for i in at.info)
+    assert any("OutOfMemoryError" in c.value for c in at.code)  # the log tail
 
 
 def test_tune_page_config_error_starts_nothing(ws):
@@ -163,7 +187,7 @@ def test_evaluate_page_classification_dashboard(ws):
     specs = chart_specs(at)
     heat = specs[0]["data"]
     assert [t["type"] for t in heat] == ["heatmap", "heatmap"]  # per-class F1 + diverging delta
-    assert heat[0]["x"] == ["Base F1", "Tuned F1"] and heat[1]["zmid"] == 0
+    assert heat[0]["x"] == ["Base", "Tuned"] and heat[1]["zmid"] == 0
     assert heat[0]["y"] == LABELS
     assert any(s["data"][0].get("hovertemplate", "").startswith("true") for s in specs)  # confusion matrix
     acc = next(m for m in at.metric if m.label == "Accuracy")
@@ -178,6 +202,18 @@ def test_evaluate_page_summarization_base_only(ws):
     specs = chart_specs(at)
     assert [t["name"] for t in specs[0]["data"]] == ["Base"]
     assert any(m.label == "ROUGE-1 F1" for m in at.metric)
+
+
+def test_evaluate_page_reports_a_job_that_died(ws):
+    out_dir = ws / "evals" / "dead-1"
+    out_dir.mkdir(parents=True)
+    # What `studio evaluate` leaves when it exits early: status still queued, its pid gone, an error line.
+    runs.write_json(out_dir / "status.json", {"state": "queued", "done": 0, "pid": 2**22 + 12345,
+                                              "heartbeat_ts": 0})
+    (out_dir / "worker.log").write_text("error: x.jsonl: file not found\n")
+    at = open_page("evaluate")
+    assert not at.exception
+    assert "file not found" in at.error[0].value
 
 
 def test_safe_filename():

@@ -8,7 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from core.data import DataError
-from studio import ui
+from studio import charts, ui
 
 SAMPLES = [
     {"task": "Classification", "icon": ":material/label:", "file": "classification_train.jsonl",
@@ -18,6 +18,10 @@ SAMPLES = [
      "eval": "summarization_eval.jsonl",
      "about": "Debian package description → the maintainer's one-line synopsis."},
 ]
+
+
+def words(n: float) -> str:
+    return f"{int(n)} word" + ("" if int(n) == 1 else "s")
 
 
 def use_dataset(path: str) -> None:
@@ -34,12 +38,13 @@ with samples_col.container(border=True, height="stretch"):
     st.subheader(":material/inventory_2: Sample datasets")
     st.caption("Small sets built from Debian 12 package descriptions: 400 training and about 100 eval "
                "examples each. Provenance: `assets/README.md`.")
+    current = st.session_state.get("ds_pick") or ui.default_dataset()
     for s in SAMPLES:
         path = str(ui.SAMPLES_DIR / s["file"])
         text, button = st.columns([3, 1], vertical_alignment="center")
         text.markdown(f"{s['icon']} **{s['task']}**  \n{s['about']}")
         button.button("Use sample", key=f"use_{s['file']}", on_click=use_dataset, args=(path,),
-                      width="stretch", type="primary" if st.session_state.get("active_dataset") == path else "secondary")
+                      width="stretch", type="primary" if current == path else "secondary")
 
 with upload_col.container(border=True, height="stretch"):
     st.subheader(":material/upload_file: Upload your own")
@@ -80,9 +85,9 @@ m = st.columns(4)
 m[0].metric("Examples", f"{len(ds):,}", border=True)
 m[1].metric("Distinct answers", f"{len(counts):,}", border=True,
             help="A small number of distinct answers suggests a classification task.")
-m[2].metric("Prompt length (median)", f"{int(pd.Series(inputs).median())} words", border=True,
+m[2].metric("Prompt length (median)", words(pd.Series(inputs).median()), border=True,
             help=f"Shortest {min(inputs)}, longest {max(inputs)} words.")
-m[3].metric("Answer length (median)", f"{int(pd.Series(answers).median())} words", border=True,
+m[3].metric("Answer length (median)", words(pd.Series(answers).median()), border=True,
             help=f"Shortest {min(answers)}, longest {max(answers)} words.")
 
 left, right = st.columns(2, gap="medium")
@@ -90,17 +95,17 @@ with left.container(border=True):
     if label_like:
         st.markdown("**Label distribution**")
         st.caption(f"{len(counts)} classes. Classes with few examples are the hardest to learn.")
-        st.plotly_chart(ui.label_distribution_figure(counts), config={"displayModeBar": False})
+        ui.chart(charts.label_distribution_figure(counts))
     else:
         st.markdown("**Answer length**")
         st.caption("Free-text answers: a summarization or generation task.")
-        st.plotly_chart(ui.length_figure(answers, "Words per answer"), config={"displayModeBar": False})
+        ui.chart(charts.length_figure(answers, "Words per answer"))
 with right.container(border=True):
     st.markdown("**Prompt length**")
     series = pd.Series(inputs)
     st.caption(f"Words per prompt: median {int(series.median())}, 95th percentile {int(series.quantile(0.95))}, "
                f"longest {series.max()}. Prompts longer than the max sequence length are cut during tuning.")
-    st.plotly_chart(ui.length_figure(inputs, "Words per prompt"), config={"displayModeBar": False})
+    ui.chart(charts.length_figure(inputs, "Words per prompt"))
 
 st.markdown("**Preview**")
 st.caption(f"`{Path(path).name}` as the tuning run will see it; *line* is the line (or row) in the file.")

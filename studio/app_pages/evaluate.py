@@ -11,7 +11,7 @@ import streamlit as st
 from core import jobs, runs
 from core.config import BUNDLED_MODEL
 from core.data import DataError
-from studio import ui
+from studio import charts, ui
 
 EVAL_TASKS = {"classification": "Classification", "summarization": "Summarization"}
 ROUGE = [("rouge1", "ROUGE-1"), ("rouge2", "ROUGE-2"), ("rougeL", "ROUGE-L"), ("rougeLsum", "ROUGE-Lsum")]
@@ -22,7 +22,9 @@ def new_evaluation(ws: Path) -> None:
         st.subheader("New evaluation")
         c1, c2 = st.columns([3, 2])
         with c1:
-            run = ui.pick_run("Tuned run", key="ev_run", items=ui.finished_runs(ws),
+            finished = ui.finished_runs(ws)
+            run = ui.pick_run("Tuned run", key="ev_run", items=finished,
+                              default=finished[0]["run_id"] if finished else None,
                               none_label="None: base model only",
                               help="With a run, base and tuned answer the same rows with the run's template.")
         config = (runs.read_json(Path(run["run_dir"]) / "config.json", {}) or {}) if run else {}
@@ -43,11 +45,16 @@ def new_evaluation(ws: Path) -> None:
                                    help="Labelled examples the models did not see in training.")
         if path is None:
             return
-        try:  # `studio evaluate` reads the data with the run's columns, or detects them
-            ds = ui.load_dataset(path, config.get("input_column"), config.get("output_column"))
-        except DataError as e:
-            ui.show_data_error(e)
-            return
+        if run:  # `studio evaluate` reads the data with the run's columns
+            try:
+                ds = ui.load_dataset(path, config.get("input_column"), config.get("output_column"))
+            except DataError as e:
+                ui.show_data_error(e)
+                return
+        else:  # detected, or mapped by the user (remembered from the Datasets page)
+            ds = ui.dataset_with_mapping(path, key=f"ev_map::{path}")
+            if ds is None:
+                return
         guess = config.get("task") if config.get("task") in EVAL_TASKS else (
             "classification" if ui.looks_like_labels(ds) else "summarization")
         task = c2.selectbox("Task", list(EVAL_TASKS), index=list(EVAL_TASKS).index(guess),
@@ -62,7 +69,7 @@ def new_evaluation(ws: Path) -> None:
             name = ui.safe_filename(f"{Path(path).stem}-{datetime.now():%Y%m%d-%H%M%S}")
             out_dir = (Path(run["run_dir"]) / "evals" if run else ws / "evals") / name
             args = ["--data", str(Path(path).resolve()), "--task", task, "--limit", str(int(limit)),
-                    "--workspace", str(ws)]
+                    "--workspace", str(ws), "--input-column", ds.input_column, "--output-column", ds.output_column]
             args += ["--run", run_id] if run else ["--model", model.strip() or BUNDLED_MODEL]
             jobs.start_evaluation(out_dir, args)
             st.toast(f"Evaluation {name} started", icon=":material/analytics:")
@@ -126,14 +133,14 @@ def classification_dashboard(base: dict, tuned: dict | None) -> None:
     with left.container(border=True, height="stretch"):
         st.markdown("**F1 per class**")
         st.caption("Blue in the Δ column: tuning helped that class; red: it hurt.")
-        st.plotly_chart(ui.per_class_f1_figure(base, tuned), config={"displayModeBar": False})
+        ui.chart(charts.per_class_f1_figure(base, tuned))
     with right.container(border=True, height="stretch"):
         st.markdown("**Confusion matrix**")
         st.caption("Rows are the true classes, columns the predicted ones; the diagonal is correct.")
         tabs = st.tabs(["Tuned", "Base"] if tuned else ["Base"])
         for tab, m in zip(tabs, [tuned, base] if tuned else [base]):
             with tab:
-                st.plotly_chart(ui.confusion_figure(m["confusion_matrix"]), config={"displayModeBar": False})
+                ui.chart(charts.confusion_figure(m["confusion_matrix"]))
     with st.container(border=True):
         st.markdown("**Per-label metrics**")
         df = per_label_table(base, tuned)
@@ -156,7 +163,7 @@ def summarization_dashboard(base: dict, tuned: dict | None) -> None:
         kind = pick.segmented_control("Score", ["f1", "precision", "recall"], default="f1", key="ev_rouge_kind",
                                       format_func=lambda k: "F1" if k == "f1" else k.capitalize(),
                                       label_visibility="collapsed") or "f1"
-        st.plotly_chart(ui.rouge_figure(base, tuned, kind), config={"displayModeBar": False})
+        ui.chart(charts.rouge_figure(base, tuned, kind))
     with right.container(border=True, height="stretch"):
         st.markdown("**All scores**")
         rows = []
@@ -166,7 +173,7 @@ def summarization_dashboard(base: dict, tuned: dict | None) -> None:
                 if tuned:
                     row.update(tuned=tuned[f"{key}_{k}"], delta=tuned[f"{key}_{k}"] - base[f"{key}_{k}"])
                 rows.append(row)
-        st.dataframe(pd.DataFrame(rows), hide_index=True, height=460, column_config={
+        st.dataframe(pd.DataFrame(rows), hide_index=True, height=35 * (len(rows) + 1) + 3, column_config={
             "base": st.column_config.NumberColumn(format="%.3f"), "tuned": st.column_config.NumberColumn(format="%.3f"),
             "delta": st.column_config.NumberColumn("Δ", format="%+.3f")})
 

@@ -13,7 +13,7 @@ from core.data import DataError
 from core.generate import generate_texts
 from core.models import ModelError
 from core.templates import PLACEHOLDER, render_prompt
-from studio import ui
+from studio import charts, ui
 
 
 def fill_example(config: dict) -> None:
@@ -39,7 +39,8 @@ def answer_card(title: str, result: dict, color: str) -> None:
         st.markdown(result["text"] or "_(empty answer)_")
         secs = result["seconds"]
         rate = result["new_tokens"] / secs if secs else 0.0
-        st.caption(f":material/timer: {secs:.2f} s · {result['new_tokens']} tokens · {rate:,.1f} tokens/s")
+        n = result["new_tokens"]
+        st.caption(f":material/timer: {secs:.2f} s · {n} token{'' if n == 1 else 's'} · {rate:,.1f} tokens/s")
 
 
 st.title("Playground")
@@ -50,7 +51,9 @@ ws = ui.workspace()
 with st.container(border=True):
     c1, c2 = st.columns([3, 2])
     with c1:
-        run = ui.pick_run("Tuned run", key="pg_run", items=ui.finished_runs(ws),
+        finished = ui.finished_runs(ws)
+        run = ui.pick_run("Tuned run", key="pg_run", items=finished,
+                          default=finished[0]["run_id"] if finished else None,
                           none_label="None: base model only",
                           help="Finished runs with a saved adapter (succeeded or cancelled).")
     config = (runs.read_json(Path(run["run_dir"]) / "config.json", {}) or {}) if run else {}
@@ -134,11 +137,11 @@ if result:
     if "tuned" in res:
         left, right = st.columns(2, gap="medium")
         with left:
-            answer_card(f"Base model — {result['model']}", res["base"], ui.BASE_COLOR)
+            answer_card(f"Base model — {result['model']}", res["base"], charts.BASE_COLOR)
         with right:
-            answer_card(f"Tuned — {result['run_id']}", res["tuned"], ui.TUNED_COLOR)
+            answer_card(f"Tuned — {result['run_id']}", res["tuned"], charts.TUNED_COLOR)
     else:
-        answer_card(f"Base model — {result['model']}", res["base"], ui.BASE_COLOR)
+        answer_card(f"Base model — {result['model']}", res["base"], charts.BASE_COLOR)
     st.caption(f"Generated on {result['device']}.")
 elif not clicked:
     st.info("Pick a run, write an input and press **Generate**. Without a run, the base model answers the "

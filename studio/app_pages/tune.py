@@ -10,8 +10,8 @@ from core.config import BASE_LEARNING_RATE, BUNDLED_MODEL, TASKS, ConfigError, L
     recommend_steps
 from core.data import DataError
 from core.models import ModelError
-from core.templates import default_template, render_prompt
-from studio import ui
+from core.templates import default_template, render_answer, render_prompt
+from studio import charts, ui
 
 TASK_NAMES = {"classification": "Classification", "summarization": "Summarization",
               "text_generation": "Text generation"}
@@ -61,8 +61,9 @@ def setup_form(ws: Path) -> None:
             try:
                 with st.spinner("Loading the tokenizer…"):
                     tok = ui.load_tokenizer(model)
-                st.code(render_prompt(tok, template, ds.examples[0]["input_text"])
-                        + ds.examples[0]["output_text"], language=None, wrap_lines=True)
+                example = ds.examples[0]
+                shown = render_prompt(tok, template, example["input_text"]) + render_answer(tok, example["output_text"])
+                st.code(shown, language=None, wrap_lines=True)
                 st.caption("The prompt as the model sees it, followed by the answer it is taught to give.")
             except (ModelError, ValueError, OSError) as e:
                 st.error(str(e))
@@ -83,8 +84,8 @@ def setup_form(ws: Path) -> None:
         eval_every = c[3].number_input("Eval every (steps)", 1, 100_000, value=min(20, int(steps)), step=5,
                                        key=f"tune_eval_every::{int(steps)}",
                                        help="How often the eval loss is computed.")
-        st.caption(f":material/info: {why} Learning rate = {multiplier:g} × {BASE_LEARNING_RATE:g} = "
-                   f"{multiplier * BASE_LEARNING_RATE:.2e}.")
+        st.caption(f":material/info: {why} Learning rate: {multiplier:g} × {BASE_LEARNING_RATE:g} = "
+                   f"{multiplier * BASE_LEARNING_RATE:.3g}.")
         c = st.columns(4)
         rank = c[0].selectbox("LoRA rank", [4, 8, 16, 32, 64], index=1, key="tune_rank",
                               help="Size of the adapter: higher learns more, uses more memory.")
@@ -159,9 +160,9 @@ def render_run(run_dir: Path, status: dict) -> None:
         if any(details):
             st.caption(" · ".join(d for d in details if d))
 
-        fig = ui.loss_figure(metrics)
+        fig = charts.loss_figure(metrics)
         if fig is not None:
-            st.plotly_chart(fig, config={"displayModeBar": False})
+            ui.chart(fig)
         elif state in ui.ACTIVE_STATES:
             st.caption("The loss curve appears after the first step (loading the model can take a minute).")
 
