@@ -176,24 +176,27 @@ def cmd_runs(a) -> int:
     return 0
 
 
-def cmd_status(a) -> int:
-    try:
-        run_dir = runs.run_path(runs.workspace_dir(a.workspace), a.run_id)
-    except (ValueError, FileNotFoundError) as e:
-        return _fail(str(e))
-    status = runs.read_status(run_dir)
-    print(json.dumps(status, indent=None if a.json else 2))
-    return 0
+def _with_run(action):
+    """A subcommand on one run id, with the unknown or unsafe id reported instead of raised."""
+    def cmd(a) -> int:
+        try:
+            run_dir = runs.run_path(runs.workspace_dir(a.workspace), a.run_id)
+        except (ValueError, FileNotFoundError) as e:
+            return _fail(str(e))
+        action(a, run_dir)
+        return 0
+    return cmd
 
 
-def cmd_cancel(a) -> int:
-    try:
-        run_dir = runs.run_path(runs.workspace_dir(a.workspace), a.run_id)
-    except (ValueError, FileNotFoundError) as e:
-        return _fail(str(e))
+@_with_run
+def cmd_status(a, run_dir) -> None:
+    print(json.dumps(runs.read_status(run_dir), indent=None if a.json else 2))
+
+
+@_with_run
+def cmd_cancel(a, run_dir) -> None:
     jobs.cancel(run_dir)
     print(f"cancel requested for {a.run_id}; it stops after the current step")
-    return 0
 
 
 def parser() -> argparse.ArgumentParser:

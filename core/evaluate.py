@@ -42,7 +42,10 @@ def classification_metrics(y_true: list[str], y_pred: list[str | None], labels: 
     labels = sorted(set(labels) | set(y_true))
     pred = [p if p in labels else OFF_LABEL for p in y_pred]
     p, r, f, s = precision_recall_fscore_support(y_true, pred, labels=labels, zero_division=0)
-    avg = {a: precision_recall_fscore_support(y_true, pred, labels=labels, average=a, zero_division=0)[:3]
+    # Averages over the labels that occur (as truth or as an answer), as scikit-learn does by default:
+    # a class absent from a small eval slice and never predicted would otherwise count as F1 = 0.
+    seen = sorted(set(y_true) | (set(pred) - {OFF_LABEL}))
+    avg = {a: precision_recall_fscore_support(y_true, pred, labels=seen, average=a, zero_division=0)[:3]
            for a in ("macro", "micro", "weighted")}
     cm_labels = labels + [OFF_LABEL]
     return {

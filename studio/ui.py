@@ -14,6 +14,7 @@ import pandas as pd
 import streamlit as st
 
 from core import runs
+from core.config import BUNDLED_MODEL
 from core.data import SUPPORTED_SUFFIXES, Dataset, DataError, detect_columns, read_table
 from core.data import load_dataset as core_load_dataset
 
@@ -219,6 +220,27 @@ def pick_run(label: str, key: str, items: list[dict], *, none_label: str | None 
     chosen = st.selectbox(label, options, key=key, help=help,
                           format_func=lambda i: none_label if i == NONE else run_label(by_id[i]))
     return by_id.get(chosen)
+
+
+def pick_run_and_model(ws: Path, key: str, run_help: str) -> tuple[dict | None, dict, str]:
+    """The "tuned run + base model" pair the Playground and Evaluate pages start from: a finished run
+    (or none), its config, and the base model (the run's own, or typed in when there is no run)."""
+    c1, c2 = st.columns([3, 2])
+    with c1:
+        finished = finished_runs(ws)
+        run = pick_run("Tuned run", key=f"{key}_run", items=finished,
+                       default=finished[0]["run_id"] if finished else None,
+                       none_label="None: base model only", help=run_help)
+    config = (runs.read_json(Path(run["run_dir"]) / "config.json", {}) or {}) if run else {}
+    with c2:
+        if run:
+            model = config.get("model") or BUNDLED_MODEL
+            st.text_input("Base model", value=model, disabled=True, key=f"{key}_model_of::{run['run_id']}",
+                          help="A run is always compared with the base model it was tuned from.")
+        else:
+            model = st.text_input("Base model", value=BUNDLED_MODEL, key=f"{key}_model",
+                                  help="The bundled default, a Hugging Face model id or a local model folder.")
+    return run, config, model.strip() or BUNDLED_MODEL
 
 
 def chart(fig) -> None:

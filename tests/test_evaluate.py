@@ -37,6 +37,14 @@ def test_classification_metrics_equal_hand_computed_values():
     assert m["macro_f1"] == pytest.approx(f1_score(y_true, pred, labels=["a", "b", "c"], average="macro"))
 
 
+def test_absent_unpredicted_labels_do_not_drag_the_macro_average():
+    with_extra = classification_metrics(["a", "b"], ["a", "b"], ["a", "b", "never"])
+    assert with_extra["macro_f1"] == 1.0
+    assert [r["label"] for r in with_extra["per_label"]] == ["a", "b", "never"]  # still listed
+    # ...but a label that was answered wrongly does count
+    assert classification_metrics(["a", "a"], ["a", "never"], ["a", "never"])["macro_f1"] == pytest.approx((2 / 3) / 2)
+
+
 def test_summarization_metrics_match_rouge_score_and_hand_values():
     refs = ["the cat sat on the mat", "a quick brown fox"]
     preds = ["the cat sat", "a quick brown fox"]

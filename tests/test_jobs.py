@@ -7,6 +7,16 @@ from core import jobs, runs
 from test_train import tiny_config
 
 
+def start_long_run(workspace, model_dir, data, until_step):
+    """A 2000-step worker, returned once it has done `until_step` steps."""
+    run_dir = runs.create_run(workspace, tiny_config(model_dir, *data, steps=2000))
+    jobs.start_tuning(run_dir)
+    deadline = time.time() + 240
+    while runs.read_status(run_dir).get("step", 0) < until_step and time.time() < deadline:
+        time.sleep(0.5)
+    return run_dir
+
+
 def test_worker_process_runs_to_success(workspace, tiny_model_dir, tiny_classification):
     run_dir = runs.create_run(workspace, tiny_config(tiny_model_dir, *tiny_classification, steps=4))
     jobs.start_tuning(run_dir)
@@ -18,11 +28,7 @@ def test_worker_process_runs_to_success(workspace, tiny_model_dir, tiny_classifi
 
 
 def test_cancel_keeps_the_adapter_so_far(workspace, tiny_model_dir, tiny_classification):
-    run_dir = runs.create_run(workspace, tiny_config(tiny_model_dir, *tiny_classification, steps=2000))
-    jobs.start_tuning(run_dir)
-    deadline = time.time() + 240
-    while runs.read_status(run_dir).get("step", 0) < 2 and time.time() < deadline:
-        time.sleep(0.5)
+    run_dir = start_long_run(workspace, tiny_model_dir, tiny_classification, until_step=2)
     jobs.cancel(run_dir)
     status = jobs.wait(run_dir, poll=0.5, timeout=120)
     assert status["state"] == "cancelled" and 2 <= status["step"] < 2000
@@ -30,11 +36,7 @@ def test_cancel_keeps_the_adapter_so_far(workspace, tiny_model_dir, tiny_classif
 
 
 def test_sigkilled_worker_is_detected(workspace, tiny_model_dir, tiny_classification):
-    run_dir = runs.create_run(workspace, tiny_config(tiny_model_dir, *tiny_classification, steps=2000))
-    jobs.start_tuning(run_dir)
-    deadline = time.time() + 240
-    while runs.read_status(run_dir).get("step", 0) < 1 and time.time() < deadline:
-        time.sleep(0.5)
+    run_dir = start_long_run(workspace, tiny_model_dir, tiny_classification, until_step=1)
     os.kill(runs.read_status(run_dir)["pid"], signal.SIGKILL)
     killed = time.time()
     while runs.read_status(run_dir)["state"] == "running" and time.time() - killed < 30:

@@ -20,22 +20,9 @@ ROUGE = [("rouge1", "ROUGE-1"), ("rouge2", "ROUGE-2"), ("rougeL", "ROUGE-L"), ("
 def new_evaluation(ws: Path) -> None:
     with st.container(border=True):
         st.subheader("New evaluation")
-        c1, c2 = st.columns([3, 2])
-        with c1:
-            finished = ui.finished_runs(ws)
-            run = ui.pick_run("Tuned run", key="ev_run", items=finished,
-                              default=finished[0]["run_id"] if finished else None,
-                              none_label="None: base model only",
-                              help="With a run, base and tuned answer the same rows with the run's template.")
-        config = (runs.read_json(Path(run["run_dir"]) / "config.json", {}) or {}) if run else {}
+        run, config, model = ui.pick_run_and_model(
+            ws, key="ev", run_help="With a run, base and tuned answer the same rows with the run's template.")
         run_id = run["run_id"] if run else None
-        with c2:
-            if run:
-                model = config.get("model") or BUNDLED_MODEL
-                st.text_input("Base model", value=model, disabled=True, key=f"ev_model_of::{run_id}")
-            else:
-                model = st.text_input("Base model", value=BUNDLED_MODEL, key="ev_model",
-                                      help="The bundled default, a Hugging Face model id or a local model folder.")
         train = config.get("train_file") or st.session_state.get("active_dataset")
         default = (config.get("eval_file") or ui.sibling_eval(train) or train
                    or str(ui.SAMPLES_DIR / "classification_eval.jsonl"))
@@ -70,7 +57,7 @@ def new_evaluation(ws: Path) -> None:
             out_dir = (Path(run["run_dir"]) / "evals" if run else ws / "evals") / name
             args = ["--data", str(Path(path).resolve()), "--task", task, "--limit", str(int(limit)),
                     "--workspace", str(ws), "--input-column", ds.input_column, "--output-column", ds.output_column]
-            args += ["--run", run_id] if run else ["--model", model.strip() or BUNDLED_MODEL]
+            args += ["--run", run_id] if run else ["--model", model]
             jobs.start_evaluation(out_dir, args)
             st.toast(f"Evaluation {name} started", icon=":material/analytics:")
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import streamlit as st
 
 from core import runs
-from core.config import BUNDLED_MODEL, ConfigError, GenerationConfig
+from core.config import ConfigError, GenerationConfig
 from core.data import DataError
 from core.generate import generate_texts
 from core.models import ModelError
@@ -49,22 +49,8 @@ st.caption("Ask the base model and your tuned model the same thing and read the 
 ws = ui.workspace()
 
 with st.container(border=True):
-    c1, c2 = st.columns([3, 2])
-    with c1:
-        finished = ui.finished_runs(ws)
-        run = ui.pick_run("Tuned run", key="pg_run", items=finished,
-                          default=finished[0]["run_id"] if finished else None,
-                          none_label="None: base model only",
-                          help="Finished runs with a saved adapter (succeeded or cancelled).")
-    config = (runs.read_json(Path(run["run_dir"]) / "config.json", {}) or {}) if run else {}
-    with c2:
-        if run:
-            model_name = config.get("model") or BUNDLED_MODEL
-            st.text_input("Base model", value=model_name, disabled=True, key=f"pg_model_of::{run['run_id']}",
-                          help="A run is always compared with the base model it was tuned from.")
-        else:
-            model_name = st.text_input("Base model", value=BUNDLED_MODEL, key="pg_model",
-                                       help="The bundled default, a Hugging Face model id or a local model folder.")
+    run, config, model_name = ui.pick_run_and_model(
+        ws, key="pg", run_help="Finished runs with a saved adapter (succeeded or cancelled).")
     template = config.get("template") or PLACEHOLDER
     if run:
         with st.expander("The run's prompt template"):
@@ -106,7 +92,7 @@ if clicked:
                                    stop_sequences=[s.strip().replace("\\n", "\n") for s in stops.split("|")])
             adapter = Path(run["run_dir"]) / "adapter" if run else None
             with st.spinner("Loading the model (the first time can take a minute)…"):
-                model, tok, device = ui.load_model(model_name.strip() or BUNDLED_MODEL, adapter)
+                model, tok, device = ui.load_model(model_name, adapter)
             rendered = render_prompt(tok, template, prompt)
             results = {}
             with st.spinner("Generating…"), ui.generation_lock():
