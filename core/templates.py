@@ -29,17 +29,28 @@ def fill_template(template: str, input_text: str) -> str:
 def render_prompt(tokenizer, template: str, input_text: str) -> str:
     """The full prompt string: template filled in, wrapped in the model's chat template as a user turn,
     ending where the model's answer begins."""
-    content = fill_template(template, input_text)
+    return render_chat_prompt(tokenizer, [{"role": "user", "content": fill_template(template, input_text)}])
+
+
+def render_chat_prompt(tokenizer, messages: list[dict]) -> str:
+    """A conversation so far (roles system/user/assistant), ending where the model's next turn begins."""
     if getattr(tokenizer, "chat_template", None):
-        text = tokenizer.apply_chat_template([{"role": "user", "content": content}], tokenize=False,
-                                             add_generation_prompt=True)
+        text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
     else:  # base models without a chat template: plain text, answer on the next line
-        text = content + "\n"
+        text = "".join(m["content"] + "\n" for m in messages)
     # Tokenizers that add BOS themselves would otherwise see it twice when the chat template writes it too.
     bos = getattr(tokenizer, "bos_token", None)
     if bos and text.startswith(bos) and tokenizer("").input_ids[:1] == [tokenizer.bos_token_id]:
         text = text[len(bos):]
     return text
+
+
+def chat_pairs(tokenizer, messages: list[dict]) -> list[dict]:
+    """One prompt/completion pair per model turn, each prompt holding the conversation before it, so a
+    multi-turn example trains on every model turn with the loss on that turn only."""
+    return [{"prompt": render_chat_prompt(tokenizer, messages[:i]),
+             "completion": render_answer(tokenizer, m["content"])}
+            for i, m in enumerate(messages) if m["role"] == "assistant" and i > 0]
 
 
 def render_answer(tokenizer, output_text: str) -> str:

@@ -14,8 +14,8 @@ from pathlib import Path
 
 from core import runs
 from core.config import TuneConfig
-from core.data import load_dataset
-from core.templates import render_answer, render_prompt
+from core.data import DataError, load_dataset
+from core.templates import chat_pairs, render_answer, render_prompt
 
 # Eval loss during training is computed on at most this many rows, to keep CPU runs moving.
 EVAL_LOSS_ROWS = 64
@@ -24,20 +24,30 @@ CANCEL_FILE = "cancel"
 
 def build_examples(cfg: TuneConfig, tokenizer) -> tuple[list[dict], list[dict]]:
     """Training and eval-loss examples as TRL prompt/completion pairs."""
-    train = load_dataset(cfg.train_file, cfg.input_column, cfg.output_column).examples
+    def examples(path):
+        data = load_dataset(path, cfg.input_column, cfg.output_column)
+        if data.format not in ("prompt_answer", "chat"):
+            raise DataError(f"holds {data.format.replace('_', ' ')} data; supervised tuning needs prompt → answer "
+                            "examples or chat conversations", file=path,
+                            hint="Choose a prompt/answer or chat file for this run.")
+        return data.examples
+
+    train = examples(cfg.train_file)
     if cfg.eval_file:
-        held = load_dataset(cfg.eval_file, cfg.input_column, cfg.output_column).examples[:EVAL_LOSS_ROWS]
+        held = examples(cfg.eval_file)[:EVAL_LOSS_ROWS]
     elif len(train) >= 50:  # no eval file: hold out a slice so eval loss still means something
         n = min(EVAL_LOSS_ROWS, len(train) // 10)
         train, held = train[:-n], train[-n:]
     else:
         held = []
 
-    def pair(e):
-        return {"prompt": render_prompt(tokenizer, cfg.template, e["input_text"]),
-                "completion": render_answer(tokenizer, e["output_text"])}
+    def pairs(e):
+        if "messages" in e:  # chat: the template does not apply; the conversation is the prompt
+            return chat_pairs(tokenizer, e["messages"])
+        return [{"prompt": render_prompt(tokenizer, cfg.template, e["input_text"]),
+                 "completion": render_answer(tokenizer, e["output_text"])}]
 
-    return [pair(e) for e in train], [pair(e) for e in held]
+    return [p for e in train for p in pairs(e)], [p for e in held for p in pairs(e)]
 
 
 class _Worker:

@@ -35,3 +35,22 @@ def test_training_prompts_equal_prediction_prompts(tiny_model_dir, tiny_classifi
     assert [r["prompt"] for r in train_rows] == [render_prompt(tok, cfg.template, e["input_text"]) for e in data]
     assert train_rows[0]["completion"] == data[0]["output_text"] + tok.eos_token
     assert len(eval_rows) == 8
+
+
+def test_multi_turn_chat_trains_on_every_model_turn(tiny_model_dir, tmp_path):
+    import json
+
+    from core.models import load_tokenizer
+
+    tok = load_tokenizer(str(tiny_model_dir))
+    convo = [{"role": "user", "content": "Hi"}, {"role": "model", "content": "Hello"},
+             {"role": "user", "content": "Bye"}, {"role": "model", "content": "Ciao"}]
+    path = tmp_path / "chat.jsonl"
+    path.write_text("".join(json.dumps({"messages": convo}) + "\n" for _ in range(3)))
+    cfg = TuneConfig(task="text_generation", train_file=str(path), template="{input_text}")
+    train_rows, _ = build_examples(cfg, tok)
+    assert len(train_rows) == 6  # two model turns in each of three conversations
+    first, second = train_rows[0], train_rows[1]
+    assert first["completion"] == "Hello<|im_end|>" and second["completion"] == "Ciao<|im_end|>"
+    assert second["prompt"].startswith(first["prompt"] + first["completion"])  # the context holds turn one
+    assert second["prompt"].endswith("<|im_start|>user\nBye<|im_end|>\n<|im_start|>assistant\n")
