@@ -246,7 +246,7 @@ def _parse_prompt_answer(df, lines, path, columns, input_column, output_column):
     for line, inp, out in zip(lines, df[input_column], df[output_column]):
         try:
             rows.append({"input_text": _cell_text(inp, path, line, input_column),
-                         "output_text": _cell_text(out, path, line, output_column).strip(), "line": line})
+                         "output_text": _cell_text(out, path, line, output_column), "line": line})
         except DataError as e:
             rows.append(e)
     return (input_column, output_column), rows

@@ -57,3 +57,12 @@ def render_answer(tokenizer, output_text: str) -> str:
     """The training target after the prompt: the answer closed by the end-of-sequence token,
     so the tuned model learns to stop."""
     return output_text + (tokenizer.eos_token or "")
+
+
+def training_pairs(tokenizer, template: str, example: dict) -> list[dict]:
+    """The prompt/completion pairs one example trains as: one for a prompt → answer row, one per model
+    turn for a chat (whose conversation is the prompt; the template does not apply to it)."""
+    if "messages" in example:
+        return chat_pairs(tokenizer, example["messages"])
+    return [{"prompt": render_prompt(tokenizer, template, example["input_text"]),
+             "completion": render_answer(tokenizer, example["output_text"])}]

@@ -15,7 +15,7 @@ from pathlib import Path
 from core import runs
 from core.config import TuneConfig
 from core.data import DataError, load_dataset
-from core.templates import chat_pairs, render_answer, render_prompt
+from core.templates import training_pairs
 
 # Eval loss during training is computed on at most this many rows, to keep CPU runs moving.
 EVAL_LOSS_ROWS = 64
@@ -41,13 +41,8 @@ def build_examples(cfg: TuneConfig, tokenizer) -> tuple[list[dict], list[dict]]:
     else:
         held = []
 
-    def pairs(e):
-        if "messages" in e:  # chat: the template does not apply; the conversation is the prompt
-            return chat_pairs(tokenizer, e["messages"])
-        return [{"prompt": render_prompt(tokenizer, cfg.template, e["input_text"]),
-                 "completion": render_answer(tokenizer, e["output_text"])}]
-
-    return [p for e in train for p in pairs(e)], [p for e in held for p in pairs(e)]
+    return ([p for e in train for p in training_pairs(tokenizer, cfg.template, e)],
+            [p for e in held for p in training_pairs(tokenizer, cfg.template, e)])
 
 
 class _Worker:

@@ -1,0 +1,107 @@
+"""The pre-flight report: every problem grouped with file/line/field, safe fixes, overlap, tokens."""
+import json
+
+import pytest
+
+from conftest import SHARED_DATA, write_jsonl
+from core.cli import main
+from core.data import load_dataset
+from core.datacheck import apply_fixes, check_dataset, loss_segments, token_preflight
+
+
+def rows(n=30):
+    return [{"input_text": f"text number {i}", "output_text": ["a", "b", "c"][i % 3]} for i in range(n)]
+
+
+def test_problems_are_grouped_counted_and_located(tmp_path):
+    data = rows()
+    del data[4]["output_text"]
+    del data[9]["output_text"]
+    data[6]["input_text"] = "   "
+    data[12]["output_text"] = " a "
+    data.append(dict(data[1]))  # duplicate of line 2
+    data.append({"input_text": data[2]["input_text"], "output_text": "b"})  # same prompt, other answer
+    r = check_dataset(write_jsonl(tmp_path / "d.jsonl", data), task="classification")
+    groups = {g["kind"]: g for g in r["groups"]}
+    missing = groups["`output_text` is missing; every example needs one"]
+    assert missing["count"] == 2 and [p["line"] for p in missing["first"]] == [5, 10]
+    assert "d.jsonl, line 5, field `output_text`" in missing["first"][0]["message"]
+    assert groups["`input_text` is empty; every example needs text here"]["first"][0]["line"] == 7
+    assert groups["leading or trailing whitespace"]["first"][0]["line"] == 13
+    assert groups["duplicate example"]["first"][0]["line"] == 31
+    assert groups["same prompt, different answers"]["count"] == 1
+    assert r["groups"][0]["level"] == "error"  # errors first
+    assert r["rows"] == 32 and r["valid_rows"] == 29 and r["usable"]
+    assert {f["fix"] for f in r["fixes"]} == {"drop_invalid", "strip", "drop_duplicates"}
+
+
+def test_safe_fixes_never_touch_the_source(tmp_path):
+    data = rows(12) + [{"input_text": "text number 0 ", "output_text": "a"}]
+    path = write_jsonl(tmp_path / "d.jsonl", data)
+    before = path.read_bytes()
+    fixed = apply_fixes(load_dataset(path), ["strip", "drop_duplicates"])
+    assert len(fixed) == 12 and path.read_bytes() == before
+
+
+@pytest.mark.parametrize("content,kind", [
+    (b"", "file cannot be used"),
+    (b"input_text,output_text\n", "file cannot be used"),
+    (b'{"a": 1}\n{"b": ', "file cannot be used"),
+])
+def test_unusable_files_say_why(tmp_path, content, kind):
+    p = tmp_path / ("d.csv" if content.startswith(b"input") else "d.jsonl")
+    p.write_bytes(content)
+    r = check_dataset(p)
+    assert not r["usable"] and r["groups"][0]["kind"] == kind and r["problems"][0]["message"]
+
+
+def test_too_few_examples_and_rare_classes(tmp_path):
+    r = check_dataset(write_jsonl(tmp_path / "few.jsonl", rows(6)), task="classification")
+    assert not r["usable"] and any(g["kind"] == "too few examples" for g in r["groups"])
+    data = rows(60) + [{"input_text": "lonely", "output_text": "z"}]
+    r = check_dataset(write_jsonl(tmp_path / "rare.jsonl", data), task="classification")
+    rare = next(g for g in r["groups"] if g["kind"] == "rare class")
+    assert "`z` has only 1 example" in rare["first"][0]["message"]
+
+
+def test_train_eval_overlap(tmp_path):
+    train = write_jsonl(tmp_path / "t.jsonl", rows(20))
+    ev = write_jsonl(tmp_path / "e.jsonl", rows(20)[15:] + [{"input_text": "new", "output_text": "a"}])
+    r = check_dataset(train, eval_path=ev)
+    assert r["stats"]["train_eval_overlap"] == 5 and r["stats"]["eval_rows"] == 6
+
+
+def test_loss_marks_only_the_answer(tiny_model_dir, tmp_path):
+    from core.models import load_tokenizer
+
+    tok = load_tokenizer(str(tiny_model_dir))
+    segs = loss_segments(tok, "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n", "games<|im_end|>")
+    assert [s["loss"] for s in segs] == [False, True]
+    assert segs[1]["text"] == "games<|im_end|>" and segs[0]["text"].endswith("assistant\n")
+    data = load_dataset(write_jsonl(tmp_path / "d.jsonl", rows(12) + [{"input_text": "word " * 300, "output_text": "a"}]))
+    pre = token_preflight(data, tok, "Classify: {input_text}", max_length=64)
+    assert pre["dropped_lines"] == [13] and pre["truncated_lines"] == []
+    assert len(pre["prompt_tokens"]) == 13 and pre["examples"][0]["segments"][-1]["loss"]
+
+
+def test_cli_data_check_and_add(workspace, tmp_path, capsys):
+    bad = write_jsonl(tmp_path / "bad.jsonl", rows(5))
+    assert main(["data", "check", str(bad), "--json"]) == 1
+    assert not json.loads(capsys.readouterr().out)["usable"]
+    good = write_jsonl(tmp_path / "good.jsonl", rows(40))
+    assert main(["data", "check", str(good), "--task", "classification"]) == 0
+    assert "ready for tuning" in capsys.readouterr().out
+    assert main(["data", "add", str(good), "--name", "abc", "--split", "random", "--eval-fraction", "0.25",
+                 "--json", "--workspace", str(workspace)]) == 0
+    entry = json.loads(capsys.readouterr().out)
+    assert entry["train_rows"] + entry["eval_rows"] == 40 and entry["eval_rows"] > 0
+    assert load_dataset(entry["train_file"]).examples[0]["output_text"] in "abc"
+    assert main(["data", "add", str(good), "--name", "../evil", "--workspace", str(workspace)]) == 2
+
+
+@pytest.mark.skipif(not SHARED_DATA.exists(), reason="shared data not present")
+def test_real_debian_sets_check_clean_and_do_not_overlap():
+    r = check_dataset(SHARED_DATA / "debian_classification_train.jsonl", task="classification",
+                      eval_path=SHARED_DATA / "debian_classification_eval.jsonl")
+    assert r["usable"] and r["valid_rows"] == 5258 and len(r["stats"]["labels"]) == 17
+    assert r["stats"]["train_eval_overlap"] <= 5  # split by source package; a few descriptions repeat
