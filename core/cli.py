@@ -72,6 +72,8 @@ def cmd_tune(a) -> int:
         cfg, why = build_config(a)
     except (DataError, ConfigError) as e:
         return _fail(str(e))
+    if a.estimate:
+        return _estimate(ws, cfg.to_dict(), a.json)
     run_dir = runs.create_run(ws, cfg.to_dict(), name=cfg.name)
     jobs.start_tuning(run_dir)
     if not a.json:
@@ -89,6 +91,22 @@ def cmd_tune(a) -> int:
     if a.json:
         print(json.dumps({"run_id": run_dir.name, "run_dir": str(run_dir), "status": status.get("state")}))
     return 0 if status.get("state") in ("succeeded", "queued", "running") else 1
+
+
+def _estimate(ws: Path, config: dict, as_json: bool) -> int:
+    if not as_json:
+        print(f"timing {jobs.ESTIMATE_STEPS} real steps to estimate the run…", flush=True)
+    folder = jobs.start_estimate(ws, config)
+    jobs.wait(folder)
+    est = jobs.estimate_from(folder, config)
+    if as_json:
+        print(json.dumps(est))
+    elif "error" in est:
+        print(f"the speed trial failed: {est['error']}\n  {est.get('hint', '')}")
+    else:
+        print(f"{est['steps']} steps at {est['seconds_per_step']} s/step ≈ {est['total_seconds'] / 60:.1f} min "
+              f"on {est['device']}; peak memory {est['peak_memory_mb']:,} MB")
+    return 1 if "error" in est else 0
 
 
 def _print_metrics(name: str, m: dict, task: str) -> None:
@@ -332,6 +350,8 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--name")
     t.add_argument("--wait", action="store_true", help="block until the run ends, showing progress")
+    t.add_argument("--estimate", action="store_true",
+                   help="do not start the run: time a few real steps and print its duration and memory")
     t.add_argument("--json", action="store_true")
     t.set_defaults(func=cmd_tune)
 

@@ -66,3 +66,38 @@ def wait(run_dir: str | Path, on_update: Callable[[dict, list[dict]], None] | No
         if timeout is not None and time.time() - start > timeout:
             raise TimeoutError(f"run {Path(run_dir).name} did not finish in {timeout:.0f} s")
         time.sleep(poll)
+
+
+# A speed estimate is a real run of a few steps: measured, not guessed. Its first step is not counted
+# (it includes one-off set-up), so at least three.
+ESTIMATE_STEPS = 4
+
+
+def start_estimate(workspace: str | Path, config: dict) -> Path:
+    """Time a few real tuning steps of `config` in the background (workspace/estimates/<id>/)."""
+    trial = {**config, "max_iterations": ESTIMATE_STEPS, "eval_every": 100_000, "name": "speed estimate"}
+    folder = runs.create_run(workspace, trial, folder="estimates")
+    start_tuning(folder)
+    return folder
+
+
+def estimate_from(folder: str | Path, config: dict) -> dict | None:
+    """Seconds per step, the projected duration of `config` and peak memory, once the trial is done."""
+    status = runs.read_status(folder)
+    if status.get("state") not in runs.FINAL_STATES:
+        return None
+    if status["state"] != "succeeded":
+        return {"error": status.get("error", "the trial run failed"), "hint": status.get("hint", "")}
+    times = [m["time"] for m in runs.read_metrics(folder) if "loss" in m]
+    deltas = sorted(b - a for a, b in zip(times, times[1:]))
+    per_step = deltas[len(deltas) // 2] if deltas else None
+    if per_step is None:
+        return {"error": "the trial run logged no steps"}
+    steps, every = int(config["max_iterations"]), int(config.get("eval_every") or 0)
+    # An eval pass runs forward only (about a third of a training step) over up to 64 rows.
+    eval_batches = -(-min(64, status.get("eval_rows") or 0) // max(1, int(config.get("batch_size", 8))))
+    evals = steps // every if every and eval_batches else 0
+    total = steps * per_step + evals * eval_batches * per_step / 3
+    return {"seconds_per_step": round(per_step, 2), "steps": steps, "total_seconds": round(total),
+            "peak_memory_mb": status.get("peak_memory_mb"), "device": status.get("device"),
+            "precision": status.get("precision")}

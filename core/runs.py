@@ -67,10 +67,11 @@ def run_path(workspace: str | Path, run_id: str) -> Path:
     return path
 
 
-def create_run(workspace: str | Path, config: dict, name: str = "") -> Path:
+def create_run(workspace: str | Path, config: dict, name: str = "", folder: str = "runs") -> Path:
+    """A new run folder under workspace/<folder>/ (runs, or estimates for speed trials)."""
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     run_id = f"{stamp}-{config.get('task', 'run')[:14]}-{secrets.token_hex(2)}"
-    run_dir = runs_dir(workspace) / run_id
+    run_dir = Path(workspace) / folder / run_id
     run_dir.mkdir(parents=True)
     write_json(run_dir / "config.json", config)
     write_json(run_dir / "status.json", {"run_id": run_id, "name": name or config.get("name") or run_id,

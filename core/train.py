@@ -138,6 +138,17 @@ def _answer_only_trainer():
     return AnswerOnlySFTTrainer
 
 
+def peak_memory_mb(device: str) -> float:
+    """Peak memory of this process: GPU memory allocated on CUDA, else the resident set size."""
+    import resource
+
+    import torch
+
+    if device == "cuda":
+        return torch.cuda.max_memory_allocated() / 2 ** 20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+
 def failure_hint(exc: BaseException) -> str:
     text = f"{type(exc).__name__}: {exc}".lower()
     if "out of memory" in text or isinstance(exc, MemoryError):
@@ -209,7 +220,7 @@ def _train(run_dir: Path, worker: _Worker):
     tokenizer.save_pretrained(str(run_dir / "adapter"))
     cancelled = (run_dir / CANCEL_FILE).exists()
     worker.status(state="cancelled" if cancelled else "succeeded", finished=runs.now_iso(), phase="done",
-                  step=trainer.state.global_step)
+                  step=trainer.state.global_step, peak_memory_mb=round(peak_memory_mb(device)))
     return trainer.model
 
 

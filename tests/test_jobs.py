@@ -44,3 +44,16 @@ def test_sigkilled_worker_is_detected(workspace, tiny_model_dir, tiny_classifica
     status = runs.read_status(run_dir)
     assert status["state"] == "failed" and "stopped unexpectedly" in status["error"]
     assert time.time() - killed < 3 * runs.HEARTBEAT_EVERY
+
+
+def test_speed_estimate_is_measured_from_real_steps(workspace, tiny_model_dir, tiny_classification):
+    cfg = tiny_config(tiny_model_dir, *tiny_classification, steps=200)
+    folder = jobs.start_estimate(workspace, cfg)
+    jobs.wait(folder, poll=0.5, timeout=300)
+    est = jobs.estimate_from(folder, cfg)
+    assert "error" not in est, est
+    times = [m["time"] for m in runs.read_metrics(folder) if "loss" in m]
+    assert len(times) == jobs.ESTIMATE_STEPS and est["seconds_per_step"] > 0
+    assert est["total_seconds"] >= 200 * est["seconds_per_step"] * 0.99  # evals add to the steps
+    assert est["peak_memory_mb"] > 100
+    assert runs.list_runs(workspace) == []  # a trial is not a run
