@@ -105,3 +105,20 @@ def test_real_debian_sets_check_clean_and_do_not_overlap():
                       eval_path=SHARED_DATA / "debian_classification_eval.jsonl")
     assert r["usable"] and r["valid_rows"] == 5258 and len(r["stats"]["labels"]) == 17
     assert r["stats"]["train_eval_overlap"] <= 5  # split by source package; a few descriptions repeat
+
+
+def test_a_50_mb_file_is_checked_in_seconds(tmp_path):
+    import time
+
+    path = tmp_path / "big.jsonl"
+    line = json.dumps({"input_text": "word " * 150, "output_text": "a"})
+    with open(path, "w") as f:
+        i = 0
+        while f.tell() < 50 * 2 ** 20:
+            f.write(line.replace("word", f"w{i}", 1) + "\n")
+            i += 1
+    assert path.stat().st_size >= 50 * 2 ** 20
+    start = time.time()
+    r = check_dataset(path, task="classification")
+    assert r["usable"] and r["valid_rows"] > 60_000 and not r["problems"]
+    assert time.time() - start < 30
