@@ -111,7 +111,7 @@ def test_a_50_mb_file_is_checked_in_seconds(tmp_path):
     import time
 
     path = tmp_path / "big.jsonl"
-    line = json.dumps({"input_text": "word " * 150, "output_text": "a"})
+    line = json.dumps({"input_text": "word " * 150 + "end", "output_text": "a"})
     with open(path, "w") as f:
         i = 0
         while f.tell() < 50 * 2 ** 20:
