@@ -13,7 +13,7 @@ import re
 import shutil
 from pathlib import Path
 
-from core.data import DataError, Dataset, load_dataset, read_table
+from core.data import MIN_EXAMPLES, DataError, Dataset, load_dataset, read_table
 from core.runs import now_iso, read_json, write_json
 
 SPLITS = ("AUTO_SPLIT", "RANDOM", "CUSTOM", "SEQ", "NO_SPLIT")
@@ -91,6 +91,9 @@ def register_dataset(workspace: str | Path, source: str | Path, name: str, split
     if examples is not None:
         data.examples = examples
     train, held = split_examples(data, split, eval_fraction, split_column)
+    if len(train) < MIN_EXAMPLES and data.format in ("prompt_answer", "chat"):
+        raise DataError(f"the split leaves {len(train)} training examples; tuning needs at least {MIN_EXAMPLES}",
+                        file=source, hint="Lower the eval fraction or add examples.")
     folder = Path(workspace) / "catalog" / name
     tmp = folder.with_name(f".{name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)

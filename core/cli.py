@@ -11,7 +11,7 @@ from pathlib import Path
 from core import jobs, runs
 from core.config import BASE_LEARNING_RATE, BUNDLED_MODEL, TASKS, ConfigError, GenerationConfig, LoraSettings, \
     TuneConfig, recommend_steps
-from core.data import DataError, load_dataset
+from core.data import MIN_EXAMPLES, DataError, load_dataset
 from core.templates import default_template
 
 
@@ -34,6 +34,9 @@ def cmd_serve(a) -> int:
 def build_config(a) -> tuple[TuneConfig, str]:
     """A TuneConfig from `studio tune` flags, with defaults that follow the data; and why those steps."""
     train = load_dataset(a.train, a.input_column, a.output_column)
+    if len(train) < MIN_EXAMPLES:
+        raise DataError(f"only {len(train)} examples; tuning needs at least {MIN_EXAMPLES}", file=a.train,
+                        hint="Add examples (100+ are recommended).")
     if a.eval:
         load_dataset(a.eval, a.input_column, a.output_column)  # fail now, not in the worker
     labels = train.labels if a.task == "classification" else []

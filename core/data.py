@@ -22,6 +22,7 @@ UNLABELED_COLUMNS = ("input_text", "prompt", "text", "input")
 SUPPORTED_SUFFIXES = (".jsonl", ".json", ".csv", ".tsv", ".parquet")
 FORMATS = ("prompt_answer", "chat", "preference", "unlabeled")
 ROLES = {"system": "system", "user": "user", "model": "assistant", "assistant": "assistant"}
+MIN_EXAMPLES = 10  # as the reference workflow: fewer training examples (after the split) cannot tune
 
 
 class DataError(ValueError):

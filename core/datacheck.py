@@ -8,9 +8,8 @@ import json
 from collections import Counter, defaultdict
 from pathlib import Path
 
-from core.data import DataError, Dataset, parse_dataset
+from core.data import MIN_EXAMPLES, DataError, Dataset, parse_dataset
 
-MIN_EXAMPLES = 10
 RECOMMENDED = {"classification": 100, "summarization": 100, "text_generation": 200}
 SHOW_PER_KIND = 20
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from core import runs
 from core.config import TuneConfig
-from core.data import DataError, load_dataset
+from core.data import MIN_EXAMPLES, DataError, load_dataset
 from core.templates import training_pairs
 
 # Eval loss during training is computed on at most this many rows, to keep CPU runs moving.
@@ -40,6 +40,9 @@ def build_examples(cfg: TuneConfig, tokenizer) -> tuple[list[dict], list[dict]]:
         train, held = train[:-n], train[-n:]
     else:
         held = []
+    if len(train) < MIN_EXAMPLES:
+        raise DataError(f"only {len(train)} training examples (after setting aside eval rows); tuning needs at "
+                        f"least {MIN_EXAMPLES}", file=cfg.train_file, hint="Add examples, or use a separate eval file.")
 
     return ([p for e in train for p in training_pairs(tokenizer, cfg.template, e)],
             [p for e in held for p in training_pairs(tokenizer, cfg.template, e)])

@@ -46,10 +46,10 @@ def test_multi_turn_chat_trains_on_every_model_turn(tiny_model_dir, tmp_path):
     convo = [{"role": "user", "content": "Hi"}, {"role": "model", "content": "Hello"},
              {"role": "user", "content": "Bye"}, {"role": "model", "content": "Ciao"}]
     path = tmp_path / "chat.jsonl"
-    path.write_text("".join(json.dumps({"messages": convo}) + "\n" for _ in range(3)))
+    path.write_text("".join(json.dumps({"messages": convo}) + "\n" for _ in range(10)))
     cfg = TuneConfig(task="text_generation", train_file=str(path), template="{input_text}")
     train_rows, _ = build_examples(cfg, tok)
-    assert len(train_rows) == 6  # two model turns in each of three conversations
+    assert len(train_rows) == 20  # two model turns in each of ten conversations
     first, second = train_rows[0], train_rows[1]
     assert first["completion"] == "Hello<|im_end|>" and second["completion"] == "Ciao<|im_end|>"
     assert second["prompt"].startswith(first["prompt"] + first["completion"])  # the context holds turn one

@@ -103,3 +103,16 @@ def test_answer_only_loss_equals_trl_loss(tiny_model_dir, tiny_classification):
         losses[cls.__name__] = trainer.compute_loss(trainer.model, dict(batch)).item()
         assert trainer._metrics["train"]["mean_token_accuracy"]
     assert losses["AnswerOnlySFTTrainer"] == pytest.approx(losses["SFTTrainer"], rel=1e-4)
+
+
+def test_fewer_than_ten_training_examples_fail_with_a_clear_cause(workspace, tiny_model_dir, tmp_path):
+    import json
+
+    path = tmp_path / "few.jsonl"
+    path.write_text("".join(json.dumps({"input_text": f"t{i}", "output_text": "games"}) + "\n" for i in range(9)))
+    cfg = tiny_config(tiny_model_dir, path, path)
+    run_dir = runs.create_run(workspace, cfg)
+    with pytest.raises(Exception):
+        run_tuning(run_dir)
+    status = runs.read_status(run_dir)
+    assert status["state"] == "failed" and "only 9 training examples" in status["error"]
