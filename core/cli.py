@@ -214,6 +214,21 @@ def cmd_status(a, run_dir) -> None:
     print(json.dumps(runs.read_status(run_dir), indent=None if a.json else 2))
 
 
+def cmd_resume(a) -> int:
+    try:
+        run_dir = runs.run_path(runs.workspace_dir(a.workspace), a.run_id)
+        jobs.resume(run_dir)
+    except (ValueError, FileNotFoundError) as e:
+        return _fail(str(e))
+    print(f"run {a.run_id} resumed from its last checkpoint", flush=True)
+    if not a.wait:
+        return 0
+    status = jobs.wait(run_dir, lambda st, new: new and print(_progress_line(st, runs.read_metrics(run_dir)),
+                                                              flush=True))
+    print(f"run {a.run_id}: {status['state']}")
+    return 0 if status["state"] == "succeeded" else 1
+
+
 @_with_run
 def cmd_cancel(a, run_dir) -> None:
     jobs.cancel(run_dir)
@@ -398,6 +413,10 @@ def parser() -> argparse.ArgumentParser:
     c = sub.add_parser("cancel", parents=[common], help="stop a running run after its current step")
     c.add_argument("run_id")
     c.set_defaults(func=cmd_cancel)
+    rs = sub.add_parser("resume", parents=[common], help="go on from a failed or cancelled run's last checkpoint")
+    rs.add_argument("run_id")
+    rs.add_argument("--wait", action="store_true")
+    rs.set_defaults(func=cmd_resume)
     _data_parser(sub, common)
     return p
 

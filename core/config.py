@@ -61,7 +61,13 @@ class TuneConfig:
     max_seq_length: int = 512
     """Longer examples are truncated to this many tokens."""
     eval_every: int = 20
-    """Compute eval loss every N steps."""
+    """Compute eval loss (and save a checkpoint) every N steps."""
+    early_stopping_patience: int = 0
+    """Stop when eval loss has not improved for this many evals in a row; 0 never stops early."""
+    best_checkpoint: bool = True
+    """Keep the adapter of the step with the lowest eval loss rather than the last one."""
+    eval_samples: int = 3
+    """Eval examples answered at each eval point, to watch answers change during tuning."""
     lora: LoraSettings = field(default_factory=LoraSettings)
     """Adapter settings."""
     labels: list[str] = field(default_factory=list)
@@ -89,6 +95,8 @@ class TuneConfig:
         _check(1 <= self.batch_size <= 1024, f"batch_size must be 1..1024, got {self.batch_size!r}")
         _check(16 <= self.max_seq_length <= 32768, f"max_seq_length must be 16..32768, got {self.max_seq_length!r}")
         _check(self.eval_every >= 1, f"eval_every must be at least 1, got {self.eval_every!r}")
+        _check(self.early_stopping_patience >= 0, f"early_stopping_patience must be >= 0, got {self.early_stopping_patience!r}")
+        _check(0 <= self.eval_samples <= 20, f"eval_samples must be 0..20, got {self.eval_samples!r}")
         _check(self.device in ("auto", "cpu", "cuda", "mps"), f"device must be auto/cpu/cuda/mps, got {self.device!r}")
 
     @property

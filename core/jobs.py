@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Callable
 
 from core import runs
-from core.train import CANCEL_FILE
+from core.monitor import CANCEL_FILE
 
 
 def _spawn(args: list[str], log_path: Path) -> subprocess.Popen:
@@ -32,6 +32,25 @@ def start_tuning(run_dir: str | Path) -> subprocess.Popen:
     run_dir = Path(run_dir)
     proc = _spawn(["-m", "core.train", str(run_dir)], run_dir / "worker.log")
     # Record the pid now, so a worker that dies while importing torch is still detected.
+    runs.update_status(run_dir, pid=proc.pid, heartbeat_ts=time.time(), launched=runs.now_iso())
+    return proc
+
+
+def resume(run_dir: str | Path) -> subprocess.Popen:
+    """Go on from a failed or cancelled run's last checkpoint to the same final step."""
+    from core.train import last_checkpoint  # no torch at import time
+
+    run_dir = Path(run_dir)
+    status = runs.read_status(run_dir)
+    if status.get("state") not in ("failed", "cancelled"):
+        raise ValueError(f"run {run_dir.name} is {status.get('state')}; only failed or cancelled runs resume")
+    ckpt = last_checkpoint(run_dir)
+    if ckpt is None:
+        raise ValueError(f"run {run_dir.name} has no checkpoint yet (one is saved every `eval_every` steps "
+                         "and on cancel); start it again instead")
+    (run_dir / CANCEL_FILE).unlink(missing_ok=True)
+    runs.update_status(run_dir, state="queued", error=None, hint=None, finished=None)
+    proc = _spawn(["-m", "core.train", str(run_dir), "--resume"], run_dir / "worker.log")
     runs.update_status(run_dir, pid=proc.pid, heartbeat_ts=time.time(), launched=runs.now_iso())
     return proc
 

@@ -8,22 +8,21 @@ from __future__ import annotations
 import os
 import sys
 import threading
-import time
 import traceback
 from pathlib import Path
 
 from core import runs
+from core.monitor import CANCEL_FILE, Worker, make_callback, peak_memory_mb
 from core.config import TuneConfig
 from core.data import MIN_EXAMPLES, DataError, load_dataset
-from core.templates import training_pairs
+from core.templates import render_prompt, training_pairs
 
 # Eval loss during training is computed on at most this many rows, to keep CPU runs moving.
 EVAL_LOSS_ROWS = 64
-CANCEL_FILE = "cancel"
 
 
-def build_examples(cfg: TuneConfig, tokenizer) -> tuple[list[dict], list[dict]]:
-    """Training and eval-loss examples as TRL prompt/completion pairs."""
+def split_train_eval(cfg: TuneConfig) -> tuple[list[dict], list[dict]]:
+    """Training examples and the eval-loss examples (the eval file, or a held-out slice of training)."""
     def examples(path):
         data = load_dataset(path, cfg.input_column, cfg.output_column)
         if data.format not in ("prompt_answer", "chat"):
@@ -43,63 +42,14 @@ def build_examples(cfg: TuneConfig, tokenizer) -> tuple[list[dict], list[dict]]:
     if len(train) < MIN_EXAMPLES:
         raise DataError(f"only {len(train)} training examples (after setting aside eval rows); tuning needs at "
                         f"least {MIN_EXAMPLES}", file=cfg.train_file, hint="Add examples, or use a separate eval file.")
+    return train, held
 
+
+def build_examples(cfg: TuneConfig, tokenizer) -> tuple[list[dict], list[dict]]:
+    """Training and eval-loss examples as TRL prompt/completion pairs."""
+    train, held = split_train_eval(cfg)
     return ([p for e in train for p in training_pairs(tokenizer, cfg.template, e)],
             [p for e in held for p in training_pairs(tokenizer, cfg.template, e)])
-
-
-class _Worker:
-    """Status writes from the training loop and the heartbeat thread, serialised by one lock."""
-
-    def __init__(self, run_dir: Path):
-        self.run_dir = run_dir
-        self.lock = threading.Lock()
-        self.stop = threading.Event()
-
-    def status(self, **fields):
-        with self.lock:
-            return runs.update_status(self.run_dir, heartbeat_ts=time.time(), **fields)
-
-    def beat(self):
-        while not self.stop.wait(runs.HEARTBEAT_EVERY):
-            self.status()
-
-
-def _make_callback(worker: _Worker, max_steps: int):
-    from transformers import TrainerCallback
-
-    class StudioCallback(TrainerCallback):
-        """Writes one metrics line per log event and checks for a cancel request every step."""
-
-        def __init__(self):
-            self.t0 = time.time()
-            self.last = (self.t0, 0)  # (time, tokens seen) at the previous train log
-
-        def on_step_end(self, args, state, control, **kw):
-            elapsed = time.time() - self.t0
-            eta = elapsed / state.global_step * (max_steps - state.global_step) if state.global_step else None
-            worker.status(step=state.global_step, elapsed_s=round(elapsed, 1), eta_s=eta and round(eta, 1))
-            if (worker.run_dir / CANCEL_FILE).exists():
-                control.should_training_stop = True
-
-        def on_log(self, args, state, control, logs=None, **kw):
-            logs = dict(logs or {})
-            now = time.time()
-            rec = {"step": state.global_step, "time": round(now - self.t0, 2), "epoch": logs.get("epoch")}
-            if "loss" in logs:
-                t_prev, tok_prev = self.last
-                tokens = state.num_input_tokens_seen or 0
-                rec.update(loss=logs["loss"], learning_rate=logs.get("learning_rate"),
-                           grad_norm=logs.get("grad_norm"), mean_token_accuracy=logs.get("mean_token_accuracy"),
-                           tokens_per_s=round((tokens - tok_prev) / max(1e-6, now - t_prev), 1))
-                self.last = (now, tokens)
-            for k in ("eval_loss", "eval_mean_token_accuracy"):
-                if k in logs:
-                    rec[k] = logs[k]
-            if len(rec) > 3:
-                runs.append_metrics(worker.run_dir, rec)
-
-    return StudioCallback()
 
 
 def _answer_only_trainer():
@@ -141,17 +91,6 @@ def _answer_only_trainer():
     return AnswerOnlySFTTrainer
 
 
-def peak_memory_mb(device: str) -> float:
-    """Peak memory of this process: GPU memory allocated on CUDA, else the resident set size."""
-    import resource
-
-    import torch
-
-    if device == "cuda":
-        return torch.cuda.max_memory_allocated() / 2 ** 20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
-
-
 def failure_hint(exc: BaseException) -> str:
     text = f"{type(exc).__name__}: {exc}".lower()
     if "out of memory" in text or isinstance(exc, MemoryError):
@@ -162,15 +101,18 @@ def failure_hint(exc: BaseException) -> str:
     return "See the log lines below for details; fix the cause and start the run again."
 
 
-def run_tuning(run_dir: str | Path):
-    """Tune as config.json says; returns the trained PeftModel (for in-process callers and tests)."""
+def run_tuning(run_dir: str | Path, resume: bool = False):
+    """Tune as config.json says (or go on from the last checkpoint); returns the trained PeftModel
+    (for in-process callers and tests)."""
     run_dir = Path(run_dir)
-    worker = _Worker(run_dir)
-    worker.status(state="running", started=runs.now_iso(), pid=os.getpid(), phase="loading model")
+    worker = Worker(run_dir)
+    (run_dir / CANCEL_FILE).unlink(missing_ok=True)
+    worker.status(state="running", started=runs.now_iso(), pid=os.getpid(), phase="loading model",
+                  error=None, hint=None)
     heartbeat = threading.Thread(target=worker.beat, daemon=True)
     heartbeat.start()
     try:
-        return _train(run_dir, worker)
+        return _train(run_dir, worker, resume)
     except BaseException as exc:  # record every failure, KeyboardInterrupt included, then re-raise
         traceback.print_exc()
         worker.status(state="failed", finished=runs.now_iso(), error=f"{type(exc).__name__}: {exc}",
@@ -180,60 +122,90 @@ def run_tuning(run_dir: str | Path):
         worker.stop.set()
 
 
-def _train(run_dir: Path, worker: _Worker):
+def last_checkpoint(run_dir: str | Path) -> Path | None:
+    """The newest checkpoint-N folder (adapter + optimizer + scheduler + RNG state), if any."""
+    found = [p for p in (Path(run_dir) / "checkpoints").glob("checkpoint-*") if p.name.split("-")[-1].isdigit()]
+    return max(found, key=lambda p: int(p.name.split("-")[-1]), default=None)
+
+
+def _train(run_dir: Path, worker: Worker, resume: bool):
     import torch
-    from peft import LoraConfig
-    from transformers import AutoModelForCausalLM
-    from trl import SFTConfig
     from datasets import Dataset
+    from peft import LoraConfig
+    from transformers import AutoModelForCausalLM, EarlyStoppingCallback
+    from trl import SFTConfig
 
     from core.models import describe_device, load_tokenizer, pick_device, resolve_model, use_bf16
 
     cfg = TuneConfig.from_dict(runs.read_json(run_dir / "config.json"))
+    checkpoint = last_checkpoint(run_dir) if resume else None
+    if resume and checkpoint is None:
+        raise RuntimeError("this run has no checkpoint to resume from; start it again instead")
     workspace = run_dir.parent.parent
     device = pick_device(cfg.device)
     bf16 = use_bf16(device)
     location = resolve_model(cfg.model, workspace)
     tokenizer = load_tokenizer(location)
-    train_rows, eval_rows = build_examples(cfg, tokenizer)
+    train_ex, held_ex = split_train_eval(cfg)
+    train_rows = [p for e in train_ex for p in training_pairs(tokenizer, cfg.template, e)]
+    eval_rows = [p for e in held_ex for p in training_pairs(tokenizer, cfg.template, e)]
     model = AutoModelForCausalLM.from_pretrained(
         location, dtype=torch.bfloat16 if (bf16 and device == "cuda") else torch.float32,
         use_safetensors=True, trust_remote_code=False)
     worker.status(device=describe_device(device), precision="bf16" if bf16 else "fp32", phase="training",
-                  train_rows=len(train_rows), eval_rows=len(eval_rows))
+                  train_rows=len(train_rows), eval_rows=len(eval_rows),
+                  resumed_from=int(checkpoint.name.split("-")[-1]) if checkpoint else None)
 
+    # The best adapter is chosen by eval loss, so it needs eval; early stopping needs the best choice.
+    pick_best = bool(eval_rows) and (cfg.best_checkpoint or cfg.early_stopping_patience > 0)
     args = SFTConfig(
-        output_dir=str(run_dir / "trainer"), max_steps=cfg.max_iterations, learning_rate=cfg.learning_rate,
+        output_dir=str(run_dir / "checkpoints"), max_steps=cfg.max_iterations, learning_rate=cfg.learning_rate,
         per_device_train_batch_size=cfg.batch_size, per_device_eval_batch_size=cfg.batch_size,
         lr_scheduler_type="linear", warmup_steps=0.05, logging_steps=1, seed=cfg.seed,
         eval_strategy="steps" if eval_rows else "no", eval_steps=cfg.eval_every,
-        save_strategy="no", report_to="none", disable_tqdm=True, bf16=bf16, use_cpu=device == "cpu",
+        save_strategy="steps", save_steps=cfg.eval_every, save_total_limit=2,  # the best and the last
+        load_best_model_at_end=pick_best, metric_for_best_model="eval_loss" if pick_best else None,
+        greater_is_better=False if pick_best else None,
+        report_to="none", disable_tqdm=True, bf16=bf16, use_cpu=device == "cpu",
         max_length=cfg.max_seq_length, completion_only_loss=True, packing=False,
         include_num_input_tokens_seen="non_padding", dataloader_num_workers=0,
         prediction_loss_only=True,  # eval needs the loss only; see _answer_only_trainer
     )
     peft_config = LoraConfig(r=cfg.lora.rank, lora_alpha=cfg.lora.alpha, lora_dropout=cfg.lora.dropout,
                              target_modules=cfg.lora.target_modules, task_type="CAUSAL_LM")
+    samples = [{"prompt": render_prompt(tokenizer, cfg.template, e["input_text"]), "reference": e["output_text"],
+                "input_text": e["input_text"], "line": e["line"]}
+               for e in held_ex if "input_text" in e][:cfg.eval_samples]
+    callbacks = [make_callback(worker, cfg.max_iterations, samples, tokenizer,
+                               sample_tokens=16 if cfg.task == "classification" else 48)]
+    if pick_best and cfg.early_stopping_patience:
+        callbacks.append(EarlyStoppingCallback(early_stopping_patience=cfg.early_stopping_patience))
     trainer = _answer_only_trainer()(model=model, args=args, processing_class=tokenizer, peft_config=peft_config,
-                         train_dataset=Dataset.from_list(train_rows),
-                         eval_dataset=Dataset.from_list(eval_rows) if eval_rows else None,
-                         callbacks=[_make_callback(worker, cfg.max_iterations)])
-    trainer.train()
-    trainer.model.save_pretrained(str(run_dir / "adapter"))
+                                     train_dataset=Dataset.from_list(train_rows),
+                                     eval_dataset=Dataset.from_list(eval_rows) if eval_rows else None,
+                                     callbacks=callbacks)
+    trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+    trainer.model.save_pretrained(str(run_dir / "adapter"))  # the best one when pick_best (loaded at the end)
     tokenizer.save_pretrained(str(run_dir / "adapter"))
-    cancelled = (run_dir / CANCEL_FILE).exists()
-    worker.status(state="cancelled" if cancelled else "succeeded", finished=runs.now_iso(), phase="done",
-                  step=trainer.state.global_step, peak_memory_mb=round(peak_memory_mb(device)))
+    state = trainer.state
+    best = state.best_model_checkpoint
+    stopped_early = state.global_step < cfg.max_iterations and not (run_dir / CANCEL_FILE).exists()
+    worker.status(state="cancelled" if (run_dir / CANCEL_FILE).exists() else "succeeded", finished=runs.now_iso(),
+                  phase="done", step=state.global_step, peak_memory_mb=round(peak_memory_mb(device)),
+                  best_step=int(best.rsplit("-", 1)[-1]) if (pick_best and best) else state.global_step,
+                  best_eval_loss=state.best_metric if pick_best else None, stopped_early=stopped_early)
     return trainer.model
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    resume = "--resume" in argv
+    argv = [a for a in argv if a != "--resume"]
     if len(argv) != 1:
-        print("usage: python -m core.train RUN_DIR", file=sys.stderr)
+        print("usage: python -m core.train RUN_DIR [--resume]", file=sys.stderr)
         return 2
     try:
-        run_tuning(argv[0])
+        run_tuning(argv[0], resume=resume)
     except Exception:
         return 1
     return 0

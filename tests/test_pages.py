@@ -97,7 +97,8 @@ def test_datasets_page_sample_and_upload(ws):
     at.button(key="use_classification_train.jsonl").click().run()
     assert not at.exception
     assert "400 examples" in at.success[0].value
-    assert len(at.get("plotly_chart")) == 2  # label distribution + prompt lengths
+    assert [t["type"] for s in chart_specs(at) for t in s["data"]] == ["bar"]  # the label distribution
+    assert any(b.label == "Load the tokenizer and run the pre-flight" for b in at.button)  # none loaded here
     assert at.dataframe
 
     # An upload with a hostile name lands inside <workspace>/datasets under a sanitized name.

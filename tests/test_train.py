@@ -10,10 +10,10 @@ from core.templates import default_template
 from core.train import run_tuning
 
 
-def tiny_config(model_dir, train, ev, steps=6, **kw) -> dict:
+def tiny_config(model_dir, train, ev, steps=6, eval_every=3, **kw) -> dict:
     return TuneConfig(task="classification", train_file=str(train), eval_file=str(ev), model=str(model_dir),
                       template=default_template("classification", ["games", "math"]), labels=["games", "math"],
-                      max_iterations=steps, learning_rate=5e-3, batch_size=4, max_seq_length=256, eval_every=3,
+                      max_iterations=steps, learning_rate=5e-3, batch_size=4, max_seq_length=256, eval_every=eval_every,
                       lora=LoraSettings(rank=4, alpha=8), device="cpu", **kw).to_dict()
 
 
@@ -116,3 +116,91 @@ def test_fewer_than_ten_training_examples_fail_with_a_clear_cause(workspace, tin
         run_tuning(run_dir)
     status = runs.read_status(run_dir)
     assert status["state"] == "failed" and "only 9 training examples" in status["error"]
+
+
+def test_resume_continues_to_the_same_final_step_with_optimizer_state(workspace, tiny_model_dir,
+                                                                     tiny_classification, monkeypatch):
+    """A run stopped after step 4 and resumed ends at step 8 with the losses of an uninterrupted run."""
+    import core.train as train_mod
+    from core.monitor import CANCEL_FILE, make_callback
+    from core.train import last_checkpoint
+
+    straight = runs.create_run(workspace, tiny_config(tiny_model_dir, *tiny_classification, steps=8, eval_every=4))
+    run_tuning(straight)
+    stopped = runs.create_run(workspace, tiny_config(tiny_model_dir, *tiny_classification, steps=8, eval_every=4))
+
+    def cancel_after_step_4(*a, **k):  # what `studio cancel` does, at a known step
+        cb = make_callback(*a, **k)
+        step_end = cb.on_step_end
+
+        def on_step_end(args, state, control, **kw):
+            if state.global_step == 4:
+                (stopped / CANCEL_FILE).touch()
+            return step_end(args, state, control, **kw)
+        cb.on_step_end = on_step_end
+        return cb
+
+    with monkeypatch.context() as m:
+        m.setattr(train_mod, "make_callback", cancel_after_step_4)
+        run_tuning(stopped)
+    assert runs.read_status(stopped)["state"] == "cancelled" and runs.read_status(stopped)["step"] == 4
+    ckpt = last_checkpoint(stopped)
+    assert ckpt.name == "checkpoint-4" and (ckpt / "optimizer.pt").exists() and (ckpt / "scheduler.pt").exists()
+
+    run_tuning(stopped, resume=True)
+    status = runs.read_status(stopped)
+    assert status["state"] == "succeeded" and status["step"] == 8 and status["resumed_from"] == 4
+    loss = lambda d: {m["step"]: m["loss"] for m in runs.read_metrics(d) if "loss" in m}  # noqa: E731
+    a, b = loss(straight), loss(stopped)
+    assert sorted(b) == list(range(1, 9))
+    for step in range(5, 9):  # same data order, same optimizer moments: the same losses after resuming
+        assert b[step] == pytest.approx(a[step], rel=1e-3), step
+
+
+def test_early_stopping_and_best_checkpoint(workspace, tiny_model_dir, tiny_classification):
+    """With a learning rate that makes eval loss climb, tuning stops early and keeps the best step."""
+    cfg = tiny_config(tiny_model_dir, *tiny_classification, steps=40, eval_every=2)
+    run_dir = runs.create_run(workspace, {**cfg, "learning_rate": 0.5, "early_stopping_patience": 2})
+    run_tuning(run_dir)
+    status = runs.read_status(run_dir)
+    evals = {m["step"]: m["eval_loss"] for m in runs.read_metrics(run_dir) if "eval_loss" in m}
+    assert status["stopped_early"] and status["step"] < 40
+    best_step = min(evals, key=evals.get)
+    assert status["best_step"] == best_step and status["best_eval_loss"] == pytest.approx(evals[best_step])
+    # The saved adapter is the best checkpoint's, not the last step's.
+    from safetensors.torch import load_file
+    saved = load_file(run_dir / "adapter" / "adapter_model.safetensors")
+    best = load_file(run_dir / "checkpoints" / f"checkpoint-{best_step}" / "adapter_model.safetensors")
+    assert all(torch.equal(saved[k], best[k]) for k in best)
+
+
+def test_eval_samples_show_answers_at_each_eval_point(workspace, tiny_model_dir, tiny_classification):
+    from core.monitor import read_samples
+
+    run_dir = runs.create_run(workspace, tiny_config(tiny_model_dir, *tiny_classification, steps=4, eval_every=2))
+    run_tuning(run_dir)
+    samples = read_samples(run_dir)
+    assert [s["step"] for s in samples] == [2, 2, 2, 4, 4, 4]
+    assert all(s["reference"] in ("games", "math") and isinstance(s["answer"], str) for s in samples)
+
+
+def test_out_of_memory_surfaces_its_advice(workspace, tiny_model_dir, tiny_classification, monkeypatch):
+    import core.train as train_mod
+
+    base = train_mod._answer_only_trainer
+
+    def oom_trainer():
+        cls = base()
+
+        class OOM(cls):
+            def compute_loss(self, *a, **k):
+                raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return OOM
+
+    monkeypatch.setattr(train_mod, "_answer_only_trainer", oom_trainer)
+    run_dir = runs.create_run(workspace, tiny_config(tiny_model_dir, *tiny_classification))
+    with pytest.raises(torch.OutOfMemoryError):
+        run_tuning(run_dir)
+    status = runs.read_status(run_dir)
+    assert status["state"] == "failed" and "out of memory" in status["error"].lower()
+    assert "batch size" in status["hint"] and "max sequence length" in status["hint"]

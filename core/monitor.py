@@ -1,0 +1,121 @@
+"""What a running worker tells the outside world: status.json (with a heartbeat), one metrics line per
+logged step, a few eval answers at each eval point, and a checkpoint when asked to stop."""
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+
+from core import runs
+
+CANCEL_FILE = "cancel"
+SAMPLES_FILE = "samples.jsonl"
+
+
+class Worker:
+    """Status writes from the training loop and the heartbeat thread, serialised by one lock."""
+
+    def __init__(self, run_dir: Path):
+        self.run_dir = run_dir
+        self.lock = threading.Lock()
+        self.stop = threading.Event()
+
+    def status(self, **fields):
+        with self.lock:
+            return runs.update_status(self.run_dir, heartbeat_ts=time.time(), **fields)
+
+    def beat(self):
+        while not self.stop.wait(runs.HEARTBEAT_EVERY):
+            self.status()
+
+
+def make_callback(worker: Worker, max_steps: int, samples: list[dict] | None = None, tokenizer=None,
+                  sample_tokens: int = 32):
+    """A TrainerCallback writing the run folder. `samples`: eval rows ({prompt, reference, line}) answered
+    at each eval point, so people see the answers change during tuning."""
+    from transformers import TrainerCallback
+
+    class StudioCallback(TrainerCallback):
+        def on_train_begin(self, args, state, control, **kw):
+            done = runs.read_metrics(worker.run_dir)
+            offset = max((m.get("time", 0) for m in done), default=0)  # a resumed run's clock goes on
+            self.t0 = time.time() - offset
+            self.begin, self.first_step = time.time(), state.global_step
+            self.last = (time.time(), state.num_input_tokens_seen or 0)  # at the previous train log
+
+        def on_step_end(self, args, state, control, **kw):
+            elapsed = time.time() - self.t0
+            done_here = state.global_step - self.first_step
+            per_step = (time.time() - self.begin) / done_here if done_here else None
+            eta = per_step * (max_steps - state.global_step) if per_step else None
+            worker.status(step=state.global_step, elapsed_s=round(elapsed, 1), eta_s=eta and round(eta, 1))
+            if (worker.run_dir / CANCEL_FILE).exists():
+                control.should_training_stop = True
+                control.should_save = True  # a checkpoint to resume from
+
+        def on_log(self, args, state, control, logs=None, **kw):
+            logs = dict(logs or {})
+            now = time.time()
+            rec = {"step": state.global_step, "time": round(now - self.t0, 2), "epoch": logs.get("epoch")}
+            if "loss" in logs:
+                t_prev, tok_prev = self.last
+                tokens = state.num_input_tokens_seen or 0
+                rec.update(loss=logs["loss"], learning_rate=logs.get("learning_rate"),
+                           grad_norm=logs.get("grad_norm"), mean_token_accuracy=logs.get("mean_token_accuracy"),
+                           tokens_per_s=round((tokens - tok_prev) / max(1e-6, now - t_prev), 1))
+                self.last = (now, tokens)
+            for k in ("eval_loss", "eval_mean_token_accuracy"):
+                if k in logs:
+                    rec[k] = logs[k]
+            if len(rec) > 3:
+                runs.append_metrics(worker.run_dir, rec)
+
+        def on_evaluate(self, args, state, control, model=None, **kw):
+            if samples and model is not None and tokenizer is not None:
+                write_samples(worker.run_dir, state.global_step, model, tokenizer, samples, sample_tokens)
+
+    return StudioCallback()
+
+
+def write_samples(run_dir: Path, step: int, model, tokenizer, samples: list[dict], max_tokens: int) -> None:
+    """Answer the sample eval rows with the model as it is now (greedy) and append them."""
+    from core.config import GenerationConfig
+    from core.generate import generate_texts
+
+    was_training, side = model.training, tokenizer.padding_side
+    model.eval()
+    try:
+        answers = generate_texts(model, tokenizer, [s["prompt"] for s in samples],
+                                 GenerationConfig(max_output_tokens=max_tokens, batch_size=len(samples)))
+    finally:
+        tokenizer.padding_side = side  # the training collator shares this tokenizer
+        model.train(was_training)
+    with open(run_dir / SAMPLES_FILE, "a", encoding="utf-8") as f:
+        for s, a in zip(samples, answers):
+            f.write(json.dumps({"step": step, "line": s.get("line"), "input_text": s.get("input_text", ""),
+                                "reference": s["reference"], "answer": a}, ensure_ascii=False) + "\n")
+
+
+def read_samples(run_dir: str | Path) -> list[dict]:
+    path = Path(run_dir) / SAMPLES_FILE
+    if not path.exists():
+        return []
+    out = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            out.append(json.loads(line))
+        except json.JSONDecodeError:
+            pass
+    return out
+
+
+def peak_memory_mb(device: str) -> float:
+    """Peak memory of this process: GPU memory allocated on CUDA, else the resident set size."""
+    import resource
+
+    import torch
+
+    if device == "cuda":
+        return torch.cuda.max_memory_allocated() / 2 ** 20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
