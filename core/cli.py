@@ -78,9 +78,10 @@ def cmd_tune(a) -> int:
     if a.estimate:
         return _estimate(ws, cfg.to_dict(), a.json)
     run_dir = runs.create_run(ws, cfg.to_dict(), name=cfg.name)
-    jobs.start_tuning(run_dir)
+    how = jobs.submit(run_dir)
     if not a.json:
-        print(f"run {run_dir.name} started: {run_dir}\n  {why}", flush=True)
+        waiting = f" (position {jobs.queue(ws).index(run_dir.name) + 1} in the queue)" if how == "queued" else ""
+        print(f"run {run_dir.name} {how}{waiting}: {run_dir}\n  {why}", flush=True)
     status = runs.read_status(run_dir)
     if a.wait:
         def show(st, new):
@@ -186,6 +187,7 @@ def cmd_generate(a) -> int:
 
 
 def cmd_runs(a) -> int:
+    jobs.start_next(runs.workspace_dir(a.workspace))  # recovers the queue if a worker was killed
     items = runs.list_runs(runs.workspace_dir(a.workspace))
     if a.json:
         print(json.dumps([{"run_id": r["run_id"], **r["status"]} for r in items]))

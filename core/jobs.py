@@ -2,10 +2,12 @@
 runs in its own process session so it outlives a closed browser or a stopped `studio serve`."""
 from __future__ import annotations
 
+import fcntl
 import os
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable
 
@@ -28,15 +30,16 @@ def _spawn(args: list[str], log_path: Path) -> subprocess.Popen:
 
 
 def start_tuning(run_dir: str | Path) -> subprocess.Popen:
-    """Launch `python -m core.train RUN_DIR` in the background."""
+    """Launch `python -m core.train RUN_DIR [--resume]` in the background now (see submit() for the queue)."""
     run_dir = Path(run_dir)
-    proc = _spawn(["-m", "core.train", str(run_dir)], run_dir / "worker.log")
+    resume_flag = ["--resume"] if runs.read_json(run_dir / "status.json", {}).get("resume") else []
+    proc = _spawn(["-m", "core.train", str(run_dir), *resume_flag], run_dir / "worker.log")
     # Record the pid now, so a worker that dies while importing torch is still detected.
     runs.update_status(run_dir, pid=proc.pid, heartbeat_ts=time.time(), launched=runs.now_iso())
     return proc
 
 
-def resume(run_dir: str | Path) -> subprocess.Popen:
+def resume(run_dir: str | Path) -> str:
     """Go on from a failed or cancelled run's last checkpoint to the same final step."""
     from core.train import last_checkpoint  # no torch at import time
 
@@ -49,10 +52,8 @@ def resume(run_dir: str | Path) -> subprocess.Popen:
         raise ValueError(f"run {run_dir.name} has no checkpoint yet (one is saved every `eval_every` steps "
                          "and on cancel); start it again instead")
     (run_dir / CANCEL_FILE).unlink(missing_ok=True)
-    runs.update_status(run_dir, state="queued", error=None, hint=None, finished=None)
-    proc = _spawn(["-m", "core.train", str(run_dir), "--resume"], run_dir / "worker.log")
-    runs.update_status(run_dir, pid=proc.pid, heartbeat_ts=time.time(), launched=runs.now_iso())
-    return proc
+    runs.update_status(run_dir, state="queued", error=None, hint=None, finished=None, resume=True, pid=None)
+    return submit(run_dir)
 
 
 def start_evaluation(out_dir: str | Path, cli_args: list[str]) -> subprocess.Popen:
@@ -66,8 +67,13 @@ def start_evaluation(out_dir: str | Path, cli_args: list[str]) -> subprocess.Pop
 
 
 def cancel(run_dir: str | Path) -> None:
-    """Ask a running worker to stop after its current step; it keeps the adapter trained so far."""
-    (Path(run_dir) / CANCEL_FILE).touch()
+    """Ask a running worker to stop after its current step (it keeps the adapter trained so far and a
+    checkpoint to resume from); a run still waiting in the queue is simply taken out of it."""
+    run_dir = Path(run_dir)
+    if run_dir.name in queue(run_dir.parent.parent):
+        remove_from_queue(run_dir.parent.parent, run_dir.name)
+        return
+    (run_dir / CANCEL_FILE).touch()
 
 
 def wait(run_dir: str | Path, on_update: Callable[[dict, list[dict]], None] | None = None,
@@ -120,3 +126,86 @@ def estimate_from(folder: str | Path, config: dict) -> dict | None:
     return {"seconds_per_step": round(per_step, 2), "steps": steps, "total_seconds": round(total),
             "peak_memory_mb": status.get("peak_memory_mb"), "device": status.get("device"),
             "precision": status.get("precision")}
+
+
+# The queue: one tuning job on the machine at a time (one device); later jobs wait in queue.json order.
+# Every decision happens under a file lock, so two launches at once never both start.
+@contextmanager
+def _queue_lock(workspace: Path):
+    workspace.mkdir(parents=True, exist_ok=True)
+    with open(workspace / ".queue.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def queue(workspace: str | Path) -> list[str]:
+    """Run ids waiting to start, first to start first."""
+    return runs.read_json(Path(workspace) / "queue.json", []) or []
+
+
+def _active(workspace: Path) -> str | None:
+    for r in runs.list_runs(workspace):  # read_status inside marks dead workers failed
+        st = r["status"]
+        if st.get("state") == "running" or (st.get("state") == "queued" and st.get("pid")
+                                             and runs.pid_alive(st["pid"])):
+            return r["run_id"]
+    return None
+
+
+def submit(run_dir: str | Path) -> str:
+    """Start the run now if the machine is free, else put it at the end of the queue.
+    Returns "started" or "queued"."""
+    run_dir = Path(run_dir)
+    workspace = run_dir.parent.parent
+    with _queue_lock(workspace):
+        if _active(workspace) is None and not queue(workspace):
+            start_tuning(run_dir)
+            return "started"
+        runs.write_json(workspace / "queue.json", queue(workspace) + [run_dir.name])
+        runs.update_status(run_dir, queued_since=runs.now_iso())
+        return "queued"
+
+
+def start_next(workspace: str | Path) -> str | None:
+    """Start the first queued run if nothing runs; called when a worker ends and when runs are listed
+    (which also recovers the queue after a worker was killed)."""
+    workspace = Path(workspace)
+    with _queue_lock(workspace):
+        waiting = queue(workspace)
+        if not waiting or _active(workspace) is not None:
+            return None
+        run_id, rest = waiting[0], waiting[1:]
+        runs.write_json(workspace / "queue.json", rest)
+        run_dir = runs.runs_dir(workspace) / run_id
+        if not run_dir.is_dir() or runs.read_status(run_dir).get("state") != "queued":
+            return None
+        start_tuning(run_dir)
+        return run_id
+
+
+def move_in_queue(workspace: str | Path, run_id: str, position: int) -> list[str]:
+    """Put a waiting run at `position` (0 = next to start)."""
+    workspace = Path(workspace)
+    with _queue_lock(workspace):
+        waiting = queue(workspace)
+        if run_id not in waiting:
+            raise ValueError(f"run {run_id} is not waiting in the queue")
+        waiting.remove(run_id)
+        waiting.insert(max(0, min(position, len(waiting))), run_id)
+        runs.write_json(workspace / "queue.json", waiting)
+        return waiting
+
+
+def remove_from_queue(workspace: str | Path, run_id: str) -> None:
+    """Take a waiting run out of the queue; it ends as cancelled without having started."""
+    workspace = Path(workspace)
+    with _queue_lock(workspace):
+        waiting = queue(workspace)
+        if run_id not in waiting:
+            raise ValueError(f"run {run_id} is not waiting in the queue")
+        runs.write_json(workspace / "queue.json", [r for r in waiting if r != run_id])
+        runs.update_status(runs.runs_dir(workspace) / run_id, state="cancelled", finished=runs.now_iso(),
+                           error=None, hint="Removed from the queue before it started.")

@@ -208,6 +208,10 @@ def main(argv: list[str] | None = None) -> int:
         run_tuning(argv[0], resume=resume)
     except Exception:
         return 1
+    finally:  # whatever happened, the next queued run may go
+        from core.jobs import start_next
+
+        start_next(Path(argv[0]).resolve().parent.parent)
     return 0
 
 

@@ -57,3 +57,38 @@ def test_speed_estimate_is_measured_from_real_steps(workspace, tiny_model_dir, t
     assert est["total_seconds"] >= 200 * est["seconds_per_step"] * 0.99  # evals add to the steps
     assert est["peak_memory_mb"] > 100
     assert runs.list_runs(workspace) == []  # a trial is not a run
+
+
+def test_queue_runs_one_job_at_a_time_in_order(workspace, tiny_model_dir, tiny_classification):
+    first = runs.create_run(workspace, tiny_config(tiny_model_dir, *tiny_classification, steps=6))
+    second = runs.create_run(workspace, tiny_config(tiny_model_dir, *tiny_classification, steps=2))
+    third = runs.create_run(workspace, tiny_config(tiny_model_dir, *tiny_classification, steps=2))
+    fourth = runs.create_run(workspace, tiny_config(tiny_model_dir, *tiny_classification, steps=2))
+    assert jobs.submit(first) == "started"
+    assert [jobs.submit(r) for r in (second, third, fourth)] == ["queued"] * 3
+    assert jobs.queue(workspace) == [second.name, third.name, fourth.name]
+    jobs.move_in_queue(workspace, third.name, 0)  # reorder: third goes next
+    jobs.cancel(fourth)  # a waiting run is just taken out
+    assert jobs.queue(workspace) == [third.name, second.name]
+    assert runs.read_status(fourth)["state"] == "cancelled"
+    assert runs.read_status(second)["state"] == "queued"
+    for r in (first, third, second):
+        assert jobs.wait(r, poll=0.5, timeout=300)["state"] == "succeeded", runs.log_tail(r)
+    started = {r.name: runs.read_status(r)["started"] for r in (first, third, second)}
+    finished = {r.name: runs.read_status(r)["finished"] for r in (first, third, second)}
+    assert finished[first.name] <= started[third.name] <= finished[third.name] <= started[second.name]
+    assert jobs.queue(workspace) == []
+
+
+def test_resume_from_the_cli_after_a_cancel(workspace, tiny_model_dir, tiny_classification):
+    from core.cli import main
+
+    run_dir = start_long_run(workspace, tiny_model_dir, tiny_classification, until_step=1)
+    jobs.cancel(run_dir)
+    status = jobs.wait(run_dir, poll=0.5, timeout=120)
+    assert status["state"] == "cancelled"
+    cfg = runs.read_json(run_dir / "config.json")  # end two steps later, so the test stays short
+    runs.write_json(run_dir / "config.json", {**cfg, "max_iterations": status["step"] + 2})
+    assert main(["resume", run_dir.name, "--wait", "--workspace", str(workspace)]) == 0
+    status = runs.read_status(run_dir)
+    assert status["state"] == "succeeded" and status["step"] == status["resumed_from"] + 2

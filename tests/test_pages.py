@@ -225,3 +225,165 @@ def test_safe_filename():
     assert safe_filename(".hidden.csv") == "hidden.csv"
     assert safe_filename("my data (v2).jsonl") == "my_data_v2.jsonl"
     assert safe_filename("...") == "dataset"
+
+
+# ---------------------------------------------------------------- Datasets: check, pre-flight, splits, catalog
+
+def write_rows(path: Path, rows: list[dict]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+def labelled_rows(n: int) -> list[dict]:
+    return [{"input_text": f"package number {i} does things", "output_text": LABELS[i % 3]} for i in range(n)]
+
+
+def inspect(ws: Path, path: Path) -> AppTest:
+    at = open_page("datasets")
+    at.selectbox(key="ds_pick").set_value(str(path)).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+@pytest.fixture
+def bundled_tokenizer(bundled_dir, monkeypatch):
+    """The real bundled tokenizer, handed to the page without converting anything inside AppTest."""
+    from core.models import load_tokenizer
+    from studio import ui
+
+    tok = load_tokenizer(str(bundled_dir))
+    monkeypatch.setattr(ui, "load_tokenizer", lambda model: tok)
+    monkeypatch.setattr(ui, "tokenizer_ready", lambda model: True)
+    return tok
+
+
+def test_datasets_page_groups_problems_with_lines(ws):
+    rows = labelled_rows(20)
+    for i in (2, 6):  # file lines 3 and 7
+        del rows[i]["output_text"]
+    path = write_rows(ws / "datasets" / "gaps.jsonl", rows)
+    at = inspect(ws, path)
+    assert "18 of 20 rows" in at.success[0].value
+    group = next(e for e in at.expander if "output_text" in e.label)
+    assert group.label.endswith("·  2")
+    table = group.dataframe[0].value
+    assert list(table["line"]) == [3, 7] and set(table["field"]) == {"output_text"}
+    assert any(b.label == "Download all problems (CSV)" for b in at.get("download_button"))
+    assert at.button(key=f"ds_register::{path}").disabled  # bad rows are never dropped silently
+    assert at.checkbox(key=f"ds_fix::{path}::drop_invalid").value  # shown, ticked, not hidden
+
+
+def test_datasets_page_shows_chat_as_bubbles(ws):
+    chats = [{"messages": [{"role": "system", "content": "Be brief."},
+                           {"role": "user", "content": f"What is package {i}?"},
+                           {"role": "model", "content": f"A tool, number {i}."}]} for i in range(12)]
+    at = inspect(ws, write_rows(ws / "datasets" / "chats.jsonl", chats))
+    assert "12 examples" in at.success[0].value and "`messages`" in at.success[0].value
+    bubbles = at.chat_message
+    assert [b.name for b in bubbles[:3]] == ["system", "user", "assistant"]
+    assert bubbles[2].text[0].value == "A tool, number 0."
+    assert any("Chat conversations" in m.value for m in at.markdown)  # the format badge
+
+
+def test_datasets_page_preflight_marks_loss_and_truncation(ws, bundled_tokenizer):
+    rows = labelled_rows(12)
+    rows[0]["input_text"] = "uses <b>bold</b> & <script>x</script>"
+    rows.append({"input_text": "a tool", "output_text": " ".join(["very long answer"] * 80)})  # line 13
+    path = write_rows(ws / "datasets" / "long.jsonl", rows)
+    at = inspect(ws, path)
+    at.selectbox(key=f"ds_task::{path}::prompt_answer").set_value("summarization").run()
+    at.selectbox(key="ds_maxlen").set_value(128).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any("tokens the model learns to produce (loss)" in m.value for m in at.markdown)
+    cut = next(m for m in at.metric if m.label == "Cut by max length")
+    assert cut.value == "1"
+    assert any("lines 13" in m.value for m in at.markdown)
+    shown = [h.proto.body for h in at.get("html")]
+    assert shown and "&lt;b&gt;bold&lt;/b&gt;" in shown[0] and "<script>" not in shown[0]
+    assert "background" in shown[0] and "white-space:pre-wrap" in shown[0]
+    specs = chart_specs(at)
+    assert any(s["layout"].get("shapes") and s["layout"]["shapes"][0]["x0"] == 128 for s in specs)  # max length line
+
+
+def test_datasets_page_registers_and_deletes(ws):
+    from core.catalog import list_datasets
+
+    path = write_rows(ws / "datasets" / "sections.jsonl", labelled_rows(30))
+    at = inspect(ws, path)
+    at.text_input(key=f"ds_regname::{path}").set_value("bad name!").run()
+    at.button(key=f"ds_register::{path}").click().run()
+    assert not at.exception and "not a valid dataset name" in at.error[0].value
+    at.text_input(key=f"ds_regname::{path}").set_value("sections-v1").run()
+    at.selectbox(key=f"ds_split::{path}").set_value("RANDOM").run()
+    at.button(key=f"ds_register::{path}").click().run()
+    assert not at.exception
+    entry = list_datasets(ws)["sections-v1"]
+    assert entry["rows"] == 30 and entry["split"] == "RANDOM" and entry["train_rows"] + entry["eval_rows"] == 30
+    assert any("Registered **sections-v1**" in s.value for s in at.success)
+    at.run()
+    assert any(m.value == "**sections-v1**" for m in at.markdown)  # the registered list
+
+    tune = open_page("tune")
+    assert any(o.startswith("sections-v1  ·  registered") for o in tune.selectbox(key="tune_train").options)
+
+    at.button(key="ds_del::sections-v1").click().run()
+    assert list_datasets(ws)  # asks first
+    at.button(key="ds_delok::sections-v1").click().run()
+    assert not at.exception and list_datasets(ws) == {}
+
+
+def test_datasets_page_registers_with_the_eval_file(ws):
+    from core.catalog import list_datasets
+
+    at = open_page("datasets")
+    at.button(key="use_classification_train.jsonl").click().run()
+    assert any("none of them also in the training data" in m.value for m in at.markdown)  # overlap checked
+    path = str(SAMPLE)
+    at.text_input(key=f"ds_regname::{path}").set_value("sections").run()
+    at.button(key=f"ds_register::{path}").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    entry = list_datasets(ws)["sections"]
+    assert (entry["train_rows"], entry["eval_rows"]) == (400, 102)
+    at.button(key="ds_open::sections").click().run()
+    assert at.selectbox(key="ds_pick").value == entry["train_file"]
+    assert at.selectbox(key=f"ds_eval::{entry['train_file']}").value == entry["eval_file"]
+
+
+def test_datasets_page_fixed_copy_drops_duplicates(ws):
+    from core.catalog import list_datasets
+
+    rows = labelled_rows(12)
+    path = write_rows(ws / "datasets" / "dups.jsonl", rows + rows[:3])
+    before = path.read_bytes()
+    at = inspect(ws, path)
+    assert at.button(key=f"ds_fixsave::{path}").disabled  # nothing is applied unless ticked
+    at.checkbox(key=f"ds_fix::{path}::drop_duplicates").check().run()
+    assert at.text_input(key=f"ds_fixname::{path}").value == "dups-fixed"
+    at.button(key=f"ds_fixsave::{path}").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    entry = list_datasets(ws)["dups-fixed"]
+    assert entry["rows"] == 12 and entry["train_rows"] == 12
+    assert path.read_bytes() == before
+
+
+def test_datasets_page_empty_and_header_only_files(ws):
+    (ws / "datasets").mkdir()
+    (ws / "datasets" / "empty.jsonl").write_text("")
+    (ws / "datasets" / "header.csv").write_text("input_text,output_text\n")
+    at = open_page("datasets")
+    for name, words in (("empty.jsonl", "empty"), ("header.csv", "header but no rows")):
+        at.selectbox(key="ds_pick").set_value(str(ws / "datasets" / name)).run()
+        assert not at.exception, [e.value for e in at.exception]
+        assert name in at.error[0].value and words in at.error[0].value
+
+
+def test_datasets_page_accepts_gzipped_upload(ws):
+    import gzip
+
+    at = open_page("datasets")
+    body = gzip.compress("".join(json.dumps(r) + "\n" for r in labelled_rows(15)).encode())
+    at.file_uploader[0].set_value(("Sections.JSONL.gz", body, "application/gzip")).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert (ws / "datasets" / "Sections.JSONL.gz").exists()
+    assert any("15 examples" in s.value for s in at.success)
