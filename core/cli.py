@@ -20,6 +20,18 @@ def _fail(message: str, code: int = 2) -> int:
     return code
 
 
+def _with_run(action):
+    """A subcommand on one run id, with the unknown or unsafe id reported instead of raised."""
+    def cmd(a) -> int:
+        try:
+            run_dir = runs.run_path(runs.workspace_dir(a.workspace), a.run_id)
+        except (ValueError, FileNotFoundError) as e:
+            return _fail(str(e))
+        action(a, run_dir)
+        return 0
+    return cmd
+
+
 def cmd_serve(a) -> int:
     app = Path(__file__).resolve().parent.parent / "studio" / "app.py"
     os.environ["STUDIO_WORKSPACE"] = str(runs.workspace_dir(a.workspace))
@@ -187,28 +199,70 @@ def cmd_generate(a) -> int:
 
 
 def cmd_runs(a) -> int:
-    jobs.start_next(runs.workspace_dir(a.workspace))  # recovers the queue if a worker was killed
-    items = runs.list_runs(runs.workspace_dir(a.workspace))
+    ws = runs.workspace_dir(a.workspace)
+    jobs.start_next(ws)  # recovers the queue if a worker was killed
+    rows = [runs.summary(r) for r in runs.list_runs(ws)]
     if a.json:
-        print(json.dumps([{"run_id": r["run_id"], **r["status"]} for r in items]))
+        print(json.dumps(rows))
         return 0
-    for r in items:
-        s, c = r["status"], r["config"]
-        print(f"{r['run_id']:<40} {s.get('state', '?'):<10} {c.get('task', ''):<15} "
-              f"step {s.get('step', 0)}/{s.get('max_steps', '?')}  {c.get('model', '')}")
+    waiting = jobs.queue(ws)
+    for r in rows:
+        best = f"best eval {r['best_eval_loss']:.4f} @ {r['best_step']}" if r["best_eval_loss"] is not None else ""
+        where = f" #{waiting.index(r['run_id']) + 1}" if r["run_id"] in waiting else ""
+        print(f"{r['run_id']:<38} {r['name'][:20]:<20} {(r['state'] or '?') + where:<11} {r['task'] or '':<15} "
+              f"step {r['steps']}/{r['max_steps']}  {r['dataset']}  {best}")
     return 0
 
 
-def _with_run(action):
-    """A subcommand on one run id, with the unknown or unsafe id reported instead of raised."""
-    def cmd(a) -> int:
-        try:
-            run_dir = runs.run_path(runs.workspace_dir(a.workspace), a.run_id)
-        except (ValueError, FileNotFoundError) as e:
-            return _fail(str(e))
-        action(a, run_dir)
+def cmd_compare(a) -> int:
+    ws = runs.workspace_dir(a.workspace)
+    try:
+        dirs = [runs.run_path(ws, r) for r in a.run_ids]
+    except (ValueError, FileNotFoundError) as e:
+        return _fail(str(e))
+    result = runs.compare(dirs)
+    if a.json:
+        print(json.dumps(result))
         return 0
-    return cmd
+    for r in result["runs"]:
+        best = f"{r['best_eval_loss']:.4f} @ step {r['best_step']}" if r["best_eval_loss"] is not None else "-"
+        last = next((m["loss"] for m in reversed(result["metrics"][r["run_id"]]) if "loss" in m), None)
+        print(f"{r['run_id']}  {r['state']}  steps {r['steps']}/{r['max_steps']}  best eval loss {best}  "
+              f"last train loss {last if last is None else round(last, 4)}")
+    print("\nconfig differences:" if result["config_diff"] else "\nsame config")
+    for k, vals in result["config_diff"].items():
+        print(f"  {k}: " + "  |  ".join(json.dumps(v) for v in vals))
+    return 0
+
+
+def cmd_queue(a) -> int:
+    ws = runs.workspace_dir(a.workspace)
+    if a.move:
+        try:
+            jobs.move_in_queue(ws, a.move[0], int(a.move[1]) - 1)
+        except ValueError as e:
+            return _fail(str(e))
+    for i, run_id in enumerate(jobs.queue(ws), start=1):
+        print(f"{i}. {run_id}")
+    return 0
+
+
+@_with_run
+def cmd_rename(a, run_dir) -> None:
+    runs.rename(run_dir, a.name)
+    print(f"run {a.run_id} is now called {a.name!r}")
+
+
+def cmd_delete(a) -> int:
+    try:
+        run_dir = runs.run_path(runs.workspace_dir(a.workspace), a.run_id)
+        if not a.yes:
+            return _fail(f"this deletes {run_dir} with its adapter and evaluations; add --yes to confirm")
+        runs.delete(run_dir)
+    except (ValueError, FileNotFoundError) as e:
+        return _fail(str(e))
+    print(f"deleted run {a.run_id}")
+    return 0
 
 
 @_with_run
@@ -415,6 +469,21 @@ def parser() -> argparse.ArgumentParser:
     c = sub.add_parser("cancel", parents=[common], help="stop a running run after its current step")
     c.add_argument("run_id")
     c.set_defaults(func=cmd_cancel)
+    cp = sub.add_parser("compare", parents=[common], help="two or more runs: results, curves and config diff")
+    cp.add_argument("run_ids", nargs="+")
+    cp.add_argument("--json", action="store_true")
+    cp.set_defaults(func=cmd_compare)
+    rn = sub.add_parser("rename", parents=[common], help="give a run a readable name")
+    rn.add_argument("run_id")
+    rn.add_argument("name")
+    rn.set_defaults(func=cmd_rename)
+    dl = sub.add_parser("delete", parents=[common], help="delete a run folder")
+    dl.add_argument("run_id")
+    dl.add_argument("--yes", action="store_true", help="confirm")
+    dl.set_defaults(func=cmd_delete)
+    qu = sub.add_parser("queue", parents=[common], help="runs waiting to start; reorder with --move")
+    qu.add_argument("--move", nargs=2, metavar=("RUN_ID", "POSITION"), help="put a waiting run at POSITION (1 = next)")
+    qu.set_defaults(func=cmd_queue)
     rs = sub.add_parser("resume", parents=[common], help="go on from a failed or cancelled run's last checkpoint")
     rs.add_argument("run_id")
     rs.add_argument("--wait", action="store_true")

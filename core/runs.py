@@ -14,6 +14,7 @@ import json
 import os
 import re
 import secrets
+import shutil
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -158,3 +159,44 @@ def log_tail(run_dir: str | Path, lines: int = 30) -> str:
     if not path.exists():
         return ""
     return "\n".join(path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:])
+
+
+def summary(run: dict) -> dict:
+    """One row of the runs list: what a person scans for (from a list_runs item)."""
+    st, cfg = run["status"], run["config"]
+    started, finished = st.get("started"), st.get("finished")
+    duration = None
+    if started and finished:
+        duration = (datetime.fromisoformat(finished) - datetime.fromisoformat(started)).total_seconds()
+    return {"run_id": run["run_id"], "name": st.get("name") or run["run_id"], "state": st.get("state"),
+            "model": cfg.get("model"), "dataset": Path(cfg.get("train_file") or "").name, "task": cfg.get("task"),
+            "steps": st.get("step", 0), "max_steps": cfg.get("max_iterations"),
+            "best_eval_loss": st.get("best_eval_loss"), "best_step": st.get("best_step"),
+            "duration_s": duration, "created": st.get("created")}
+
+
+def compare(run_dirs: list[Path]) -> dict:
+    """Summaries of several runs, the config keys whose values differ, and each run's curves."""
+    items = [{"run_id": d.name, "run_dir": str(d), "status": read_status(d), "config": read_json(d / "config.json", {})}
+             for d in run_dirs]
+    keys = sorted({k for it in items for k in it["config"]})
+    diff = {k: [it["config"].get(k) for it in items] for k in keys
+            if len({json.dumps(it["config"].get(k), sort_keys=True) for it in items}) > 1}
+    return {"runs": [summary(it) for it in items], "config_diff": diff,
+            "metrics": {it["run_id"]: read_metrics(it["run_dir"]) for it in items}}
+
+
+def rename(run_dir: str | Path, name: str) -> None:
+    name = " ".join(str(name).split())[:100]
+    if not name:
+        raise ValueError("a run name cannot be empty")
+    update_status(run_dir, name=name)
+
+
+def delete(run_dir: str | Path) -> None:
+    """Remove a run folder; a run that is still working is refused (cancel it first)."""
+    run_dir = Path(run_dir)
+    state = read_status(run_dir).get("state")
+    if state == "running":
+        raise ValueError(f"run {run_dir.name} is running; cancel it first")
+    shutil.rmtree(run_dir)

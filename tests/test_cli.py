@@ -53,3 +53,27 @@ def test_bad_training_file_fails_before_any_run(workspace, tmp_path, capsys):
 def test_status_of_unknown_or_unsafe_run_id(workspace, run_id, capsys):
     assert main(["status", run_id, "--workspace", str(workspace)]) == 2
     assert "run" in capsys.readouterr().err
+
+
+def test_runs_compare_rename_delete(workspace, capsys):
+    a = runs.create_run(workspace, {"task": "classification", "max_iterations": 10, "learning_rate": 1e-3,
+                                    "train_file": "/x/train.jsonl"})
+    b = runs.create_run(workspace, {"task": "classification", "max_iterations": 10, "learning_rate": 2e-4,
+                                    "train_file": "/x/train.jsonl"})
+    for d, losses in ((a, [2.0, 1.0]), (b, [2.0, 1.5])):
+        for i, l in enumerate(losses, 1):
+            runs.append_metrics(d, {"step": i, "loss": l})
+        runs.update_status(d, state="succeeded", step=2, best_eval_loss=losses[-1] + 0.1, best_step=2,
+                           started="2026-01-01T00:00:00+00:00", finished="2026-01-01T00:01:30+00:00")
+    ws = ["--workspace", str(workspace)]
+    assert main(["compare", a.name, b.name, "--json", *ws]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["config_diff"] == {"learning_rate": [1e-3, 2e-4]}
+    assert [r["best_eval_loss"] for r in result["runs"]] == [1.1, 1.6] and result["runs"][0]["duration_s"] == 90
+    assert main(["rename", a.name, "lr 1e-3", *ws]) == 0
+    assert main(["runs", "--json", *ws]) == 0
+    capsys.readouterr()
+    assert runs.read_status(a)["name"] == "lr 1e-3"
+    assert main(["delete", b.name, *ws]) == 2  # needs --yes
+    assert main(["delete", b.name, "--yes", *ws]) == 0
+    assert [r["run_id"] for r in runs.list_runs(workspace)] == [a.name]
