@@ -134,9 +134,15 @@ def _print_metrics(name: str, m: dict, task: str) -> None:
         print(f"{'label':<14}{'precision':>10}{'recall':>10}{'f1_score':>10}{'support':>9}")
         for r in m["per_label"]:
             print(f"{r['label']:<14}{r['precision']:>10.3f}{r['recall']:>10.3f}{r['f1_score']:>10.3f}{r['support']:>9}")
+    elif task == "question_answering":
+        print(f"exact_match {m['exact_match']:.4f}   token F1 {m['f1']:.4f}")
+    elif task == "text_generation":
+        print(f"BLEU-4 {m['bleu4']:.4f}   ROUGE-L F1 {m['rougeL_f1']:.4f}")
     else:
         for t in ("rouge1", "rouge2", "rougeL", "rougeLsum"):
             print(f"{t:<10} P {m[t + '_precision']:.4f}  R {m[t + '_recall']:.4f}  F1 {m[t + '_f1']:.4f}")
+    for k, (lo, hi) in m.get("confidence_95", {}).items():
+        print(f"95% interval of {k}: {lo:.4f} – {hi:.4f} (bootstrap)")
 
 
 def cmd_evaluate(a) -> int:
@@ -155,7 +161,8 @@ def cmd_evaluate(a) -> int:
 
         result = run_evaluation(ws, a.data, a.task, run_dir=run_dir, model=a.model, limit=a.limit,
                                 template=a.template, out_dir=a.out_dir, device=a.device, progress=progress,
-                                input_column=a.input_column, output_column=a.output_column)
+                                input_column=a.input_column, output_column=a.output_column,
+                                constrained=a.constrained, batch_size=a.batch_size)
     except (DataError, ModelError, ValueError, FileNotFoundError) as e:
         if a.out_dir:  # a background job: the page reads the cause from its status.json
             runs.update_status(a.out_dir, state="failed", error=str(e), finished=runs.now_iso())
@@ -431,7 +438,11 @@ def parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("evaluate", parents=[common], help="metrics of the base model, or base vs a tuned run")
     e.add_argument("--data", required=True)
-    e.add_argument("--task", required=True, choices=("classification", "summarization"))
+    e.add_argument("--task", required=True,
+                   choices=("classification", "summarization", "question_answering", "text_generation"))
+    e.add_argument("--constrained", action="store_true",
+                   help="classification: answers can only be labels (faster, never off-label)")
+    e.add_argument("--batch-size", type=int, help="rows generated together (default: 16 classification, else 8)")
     e.add_argument("--run", help="run id: evaluate base and tuned on the same rows")
     e.add_argument("--model", default=BUNDLED_MODEL)
     e.add_argument("--template", help="override the prompt template")

@@ -17,10 +17,26 @@ def cut_at_stop(text: str, stop_sequences: list[str]) -> str:
     return text[:cut]
 
 
+def label_sequences(tokenizer, labels: list[str]) -> list[list[int]]:
+    """Token ids of each label as an answer (label, then end of sequence), for constrained decoding."""
+    return [tokenizer(label, add_special_tokens=False).input_ids + [tokenizer.eos_token_id] for label in labels]
+
+
+def _only(sequences: list[list[int]], prompt_len: int, fallback: int):
+    """prefix_allowed_tokens_fn for generate(): the next token must continue one of `sequences`."""
+    def allowed(batch_id, input_ids):
+        done = input_ids[prompt_len:].tolist()
+        nxt = {s[len(done)] for s in sequences if len(s) > len(done) and s[:len(done)] == done}
+        return sorted(nxt) or [fallback]
+    return allowed
+
+
 def generate_texts(model, tokenizer, prompts: list[str], cfg: GenerationConfig | None = None,
-                   progress: Callable[[int, int], None] | None = None, stats: dict | None = None) -> list[str]:
+                   progress: Callable[[int, int], None] | None = None, stats: dict | None = None,
+                   only: list[list[int]] | None = None) -> list[str]:
     """Answers for `prompts`, in order. `progress(done, total)` is called after each batch; `stats`
-    (if given) receives new_tokens and seconds for throughput figures."""
+    (if given) receives new_tokens and seconds for throughput figures. `only` restricts answers to
+    these token sequences (constrained classification: never an answer outside the label set)."""
     import torch
 
     cfg = cfg or GenerationConfig()
@@ -41,8 +57,11 @@ def generate_texts(model, tokenizer, prompts: list[str], cfg: GenerationConfig |
     for i in range(0, len(prompts), cfg.batch_size):
         batch = prompts[i:i + cfg.batch_size]
         enc = tokenizer(batch, return_tensors="pt", padding=True).to(device)
+        extra = {}
+        if only:
+            extra["prefix_allowed_tokens_fn"] = _only(only, enc["input_ids"].shape[1], tokenizer.eos_token_id)
         with torch.inference_mode():
-            ids = model.generate(**enc, **kwargs)
+            ids = model.generate(**enc, **kwargs, **extra)
         gen = ids[:, enc["input_ids"].shape[1]:]
         for row in gen:
             keep = row[row != tokenizer.pad_token_id] if tokenizer.pad_token_id is not None else row

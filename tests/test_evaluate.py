@@ -2,7 +2,7 @@ import pytest
 from rouge_score import rouge_scorer
 from sklearn.metrics import f1_score
 
-from core.evaluate import OFF_LABEL, classification_metrics, parse_label, summarization_metrics, task_metrics
+from core.metrics import OFF_LABEL, classification_metrics, parse_label, summarization_metrics, task_metrics
 
 
 def test_parse_label_exact_then_word_match():
@@ -61,3 +61,60 @@ def test_failed_rows_are_counted_not_scored():
     m = task_metrics("classification", ["a", "b", "a"], ["a", None, "a"], ["a", "b"])
     assert m["evaluation_status"] == {"num_successful_rows": 2, "num_total_rows": 3}
     assert m["accuracy"] == 1.0
+
+
+def test_question_answering_exact_match_and_token_f1_by_hand():
+    from core.metrics import qa_metrics
+
+    m = qa_metrics(["The Eiffel Tower", "Paris France"], ["eiffel tower!", "Paris"])
+    # row 1: normalised equal -> EM 1, F1 1 ; row 2: EM 0, P=1/1, R=1/2 -> F1 2/3
+    assert m["exact_match"] == pytest.approx(0.5)
+    assert m["f1"] == pytest.approx((1 + 2 / 3) / 2)
+
+
+def test_text_generation_bleu_and_rouge():
+    from core.metrics import text_generation_metrics
+
+    same = text_generation_metrics(["a small tool for editing text files"], ["a small tool for editing text files"])
+    assert same["bleu4"] == pytest.approx(1.0) and same["rougeL_f1"] == pytest.approx(1.0)
+    none = text_generation_metrics(["a small tool"], ["completely different words"])
+    assert none["bleu4"] < 0.05 and none["rougeL_f1"] == 0.0
+
+
+def test_bootstrap_interval_is_reproducible_with_a_seed_and_brackets_the_value():
+    from core.metrics import confidence_intervals
+
+    refs = ["a", "b", "c", "a", "b", "c", "a", "b"] * 5
+    answers = ["a", "b", "a", "a", "c", "c", "a", "b"] * 5
+    one = confidence_intervals("classification", refs, answers, ["a", "b", "c"], seed=7)
+    two = confidence_intervals("classification", refs, answers, ["a", "b", "c"], seed=7)
+    other = confidence_intervals("classification", refs, answers, ["a", "b", "c"], seed=8)
+    assert one == two and one != other
+    macro = classification_metrics(refs, answers, ["a", "b", "c"])["macro_f1"]
+    lo, hi = one["macro_f1"]
+    assert lo < macro < hi and hi - lo < 0.5
+
+
+def test_per_row_change_marks_fixed_broken_unchanged():
+    from core.evaluate import _change
+    from core.metrics import row_scores
+
+    base = row_scores("classification", ["a", "b", "c"], ["a", "x", "c"], ["a", "b", "c"])
+    tuned = row_scores("classification", ["a", "b", "c"], ["a", "b", "b"], ["a", "b", "c"])
+    assert [_change(b, t)[1] for b, t in zip(base, tuned)] == ["unchanged", "fixed", "broken"]
+
+
+def test_constrained_decoding_never_answers_off_label(tiny_model_dir):
+    """A random model babbles; constrained to the label set it can only name a label."""
+    from core.config import GenerationConfig
+    from core.generate import generate_texts, label_sequences
+    from core.models import load_model
+
+    labels = ["games", "math", "science fiction"]
+    model, tok, _ = load_model(str(tiny_model_dir), tiny_model_dir, "cpu")
+    prompts = [f"<|im_start|>user\nText {i}<|im_end|>\n<|im_start|>assistant\n" for i in range(6)]
+    free = generate_texts(model, tok, prompts, GenerationConfig(max_output_tokens=6, batch_size=3))
+    fixed = generate_texts(model, tok, prompts, GenerationConfig(max_output_tokens=6, batch_size=3),
+                           only=label_sequences(tok, labels))
+    assert any(parse_label(a, labels) is None for a in free)
+    assert all(a in labels for a in fixed), fixed
