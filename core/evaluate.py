@@ -32,19 +32,16 @@ def default_generation(task: str, tokenizer, labels: list[str]) -> GenerationCon
 
 
 def _answers(model, tokenizer, prompts, cfg, progress, only=None) -> list[str | None]:
-    """Generate batch by batch; a failing batch marks its rows failed instead of failing the job."""
+    """All answers in one length-sorted pass; a failing batch marks its rows failed (None)."""
     from core.generate import generate_texts
 
-    out: list[str | None] = []
-    for i in range(0, len(prompts), cfg.batch_size):
-        batch = prompts[i:i + cfg.batch_size]
-        try:
-            out.extend(generate_texts(model, tokenizer, batch, cfg, only=only))
-        except RuntimeError as e:  # e.g. out of memory on one long batch
-            print(f"rows {i}-{i + len(batch) - 1} failed: {e}", flush=True)
-            out.extend([None] * len(batch))
-        progress(len(batch))
-    return out
+    done = [0]
+
+    def step(n_done, _total):
+        progress(n_done - done[0])
+        done[0] = n_done
+
+    return generate_texts(model, tokenizer, prompts, cfg, progress=step, only=only, keep_going=True)
 
 
 def run_evaluation(workspace: str | Path, data: str | Path, task: str, run_dir: str | Path | None = None,

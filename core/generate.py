@@ -33,10 +33,12 @@ def _only(sequences: list[list[int]], prompt_len: int, fallback: int):
 
 def generate_texts(model, tokenizer, prompts: list[str], cfg: GenerationConfig | None = None,
                    progress: Callable[[int, int], None] | None = None, stats: dict | None = None,
-                   only: list[list[int]] | None = None) -> list[str]:
+                   only: list[list[int]] | None = None, keep_going: bool = False) -> list[str | None]:
     """Answers for `prompts`, in order. `progress(done, total)` is called after each batch; `stats`
     (if given) receives new_tokens and seconds for throughput figures. `only` restricts answers to
-    these token sequences (constrained classification: never an answer outside the label set)."""
+    these token sequences (constrained classification: never an answer outside the label set).
+    With `keep_going`, a batch that fails (e.g. out of memory on long prompts) gives None for its rows
+    instead of raising, so one bad batch never sinks a whole evaluation."""
     import torch
 
     cfg = cfg or GenerationConfig()
@@ -50,18 +52,31 @@ def generate_texts(model, tokenizer, prompts: list[str], cfg: GenerationConfig |
         kwargs.update(temperature=None, top_k=None, top_p=None)
     if cfg.stop_sequences:
         kwargs.update(stop_strings=cfg.stop_sequences, tokenizer=tokenizer)
-    out: list[str] = []
+    # Batch prompts of similar length together: left padding to the longest prompt of a batch is
+    # compute spent on nothing. Answers are put back in the caller's order at the end.
+    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
+    ordered = [prompts[i] for i in order]
+    out: list[str | None] = []
     new_tokens, t0 = 0, time.perf_counter()
     if sample:
         torch.manual_seed(cfg.seed)
-    for i in range(0, len(prompts), cfg.batch_size):
-        batch = prompts[i:i + cfg.batch_size]
+    for i in range(0, len(ordered), cfg.batch_size):
+        batch = ordered[i:i + cfg.batch_size]
         enc = tokenizer(batch, return_tensors="pt", padding=True).to(device)
         extra = {}
         if only:
             extra["prefix_allowed_tokens_fn"] = _only(only, enc["input_ids"].shape[1], tokenizer.eos_token_id)
-        with torch.inference_mode():
-            ids = model.generate(**enc, **kwargs, **extra)
+        try:
+            with torch.inference_mode():
+                ids = model.generate(**enc, **kwargs, **extra)
+        except RuntimeError as e:
+            if not keep_going:
+                raise
+            print(f"a batch of {len(batch)} prompts failed: {e}", flush=True)
+            out.extend([None] * len(batch))
+            if progress:
+                progress(len(out), len(prompts))
+            continue
         gen = ids[:, enc["input_ids"].shape[1]:]
         for row in gen:
             keep = row[row != tokenizer.pad_token_id] if tokenizer.pad_token_id is not None else row
@@ -72,4 +87,7 @@ def generate_texts(model, tokenizer, prompts: list[str], cfg: GenerationConfig |
             progress(len(out), len(prompts))
     if stats is not None:
         stats.update(new_tokens=new_tokens, seconds=time.perf_counter() - t0)
-    return out
+    answers: list[str | None] = [None] * len(prompts)
+    for i, text in zip(order, out):
+        answers[i] = text
+    return answers

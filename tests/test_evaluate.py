@@ -118,3 +118,26 @@ def test_constrained_decoding_never_answers_off_label(tiny_model_dir):
                            only=label_sequences(tok, labels))
     assert any(parse_label(a, labels) is None for a in free)
     assert all(a in labels for a in fixed), fixed
+
+
+def test_a_failing_batch_marks_its_rows_failed_not_the_job(tiny_model_dir):
+    from core.config import GenerationConfig
+    from core.generate import generate_texts
+    from core.models import load_model
+
+    model, tok, _ = load_model(str(tiny_model_dir), tiny_model_dir, "cpu")
+    real, calls = model.generate, []
+
+    def flaky(**kw):
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("CUDA out of memory")
+        return real(**kw)
+
+    model.generate = flaky
+    prompts = [f"prompt {i}" for i in range(4)]
+    out = generate_texts(model, tok, prompts, GenerationConfig(max_output_tokens=2, batch_size=2), keep_going=True)
+    assert out.count(None) == 2 and sum(isinstance(x, str) for x in out) == 2
+    with pytest.raises(RuntimeError):
+        calls.clear()
+        generate_texts(model, tok, prompts, GenerationConfig(max_output_tokens=2, batch_size=2))
