@@ -363,6 +363,60 @@ def cmd_data_delete(a) -> int:
     return 0
 
 
+def cmd_prefs(a) -> int:
+    from core import preferences as prefs
+
+    ws = runs.workspace_dir(a.workspace)
+    try:
+        if a.prefs_command == "import":
+            n = prefs.import_file(ws, a.file, a.queue)
+            print(f"imported {n} pairs into queue {a.queue}")
+        elif a.prefs_command == "export":
+            rows = prefs.export(ws, a.queue, a.format)
+            text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+            if a.out:
+                Path(a.out).write_text(text, encoding="utf-8")
+                print(f"wrote {len(rows)} pairs to {a.out}", file=sys.stderr)
+            else:
+                sys.stdout.write(text)
+        else:
+            result = {**prefs.progress(ws, a.queue), **prefs.agreement(ws, a.queue)}
+            if a.json:
+                print(json.dumps(result))
+            else:
+                print(f"queue {a.queue}: {result['items']} items, {result['complete']} fully labelled, "
+                      f"{result['labels']} labels")
+                print("per choice: " + ", ".join(f"{k} {v}" for k, v in result["per_choice"].items()))
+                for lab, c in result["per_labeler"].items():
+                    print(f"  {lab}: " + ", ".join(f"{k} {v}" for k, v in c.items()))
+                for pair, v in result["cohen"].items():
+                    print(f"Cohen's kappa {pair}: {v['cohen_kappa']:.3f} on {v['items']} items "
+                          f"(raw agreement {v['raw_agreement']:.0%})")
+                if result["fleiss"]:
+                    print(f"Fleiss' kappa: {result['fleiss']['kappa']:.3f} ({result['fleiss']['items']} items, "
+                          f"{result['fleiss']['raters_per_item']} raters each)")
+    except (ValueError, DataError) as e:
+        return _fail(str(e))
+    return 0
+
+
+def _prefs_parser(sub, common) -> None:
+    pp = sub.add_parser("prefs", parents=[common], help="preference pairs: import, export, agreement stats")
+    psub = pp.add_subparsers(dest="prefs_command", required=True)
+    i = psub.add_parser("import", parents=[common], help="add pairs from a file to a labeling queue")
+    i.add_argument("file")
+    i.add_argument("--queue", required=True)
+    e = psub.add_parser("export", parents=[common], help="curated pairs (ties and both-bad left out)")
+    e.add_argument("--queue", required=True)
+    e.add_argument("--format", choices=("vertex", "dpo"), default="vertex")
+    e.add_argument("--out")
+    st = psub.add_parser("stats", parents=[common], help="counts per choice and labeler, kappa")
+    st.add_argument("--queue", required=True)
+    st.add_argument("--json", action="store_true")
+    for p in (i, e, st):
+        p.set_defaults(func=cmd_prefs)
+
+
 def _data_parser(sub, common) -> None:
     from core.catalog import SPLITS
     from core.data import FORMATS
@@ -500,6 +554,7 @@ def parser() -> argparse.ArgumentParser:
     rs.add_argument("--wait", action="store_true")
     rs.set_defaults(func=cmd_resume)
     _data_parser(sub, common)
+    _prefs_parser(sub, common)
     return p
 
 

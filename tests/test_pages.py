@@ -272,6 +272,10 @@ def test_datasets_page_groups_problems_with_lines(ws):
     assert any(b.label == "Download all problems (CSV)" for b in at.get("download_button"))
     assert at.button(key=f"ds_register::{path}").disabled  # bad rows are never dropped silently
     assert at.checkbox(key=f"ds_fix::{path}::drop_invalid").value  # shown, ticked, not hidden
+    at.button(key=f"ds_fixsave::{path}").click().run()  # a copy without the two bad rows
+    assert not at.exception, [e.value for e in at.exception]
+    from core.catalog import list_datasets
+    assert list_datasets(ws)["gaps-fixed"]["rows"] == 18
 
 
 def test_datasets_page_shows_chat_as_bubbles(ws):
