@@ -43,8 +43,40 @@ def cmd_serve(a) -> int:
     return 0
 
 
+def build_dpo_config(a) -> tuple[TuneConfig, str]:
+    """DPO from a labeling queue (--queue) or a preference file (--train)."""
+    from core import preferences
+
+    ws = runs.workspace_dir(a.workspace)
+    if a.queue:
+        n = len(preferences.export(ws, a.queue, "dpo"))
+        source = f"queue {a.queue}"
+    elif a.train:
+        n = len(load_dataset(a.train, format="preference"))
+        source = Path(a.train).name
+    else:
+        raise DataError("DPO needs --queue NAME (curated pairs) or --train FILE (preference pairs)")
+    if n < MIN_EXAMPLES:
+        raise DataError(f"{source} has {n} usable pairs; DPO needs at least {MIN_EXAMPLES}",
+                        hint="Label more pairs (ties and both-bad are left out).")
+    steps = a.steps or min(1000, max(50, round(2 * n / a.batch_size)))
+    cfg = TuneConfig(task=a.task, train_file=str(Path(a.train).resolve()) if a.train else f"queue:{a.queue}",
+                     eval_file=str(Path(a.eval).resolve()) if a.eval else None, model=a.model,
+                     template=a.template or "{input_text}", max_iterations=steps,
+                     learning_rate=a.learning_rate or 5e-5 * (a.learning_rate_multiplier or 1.0),
+                     batch_size=a.batch_size, max_seq_length=a.max_seq_length, eval_every=a.eval_every,
+                     lora=LoraSettings(rank=a.lora_rank, alpha=a.lora_alpha or 2 * a.lora_rank),
+                     device=a.device, seed=a.seed, name=a.name or "", method="dpo", beta=a.beta,
+                     preference_queue=a.queue)
+    return cfg, f"{n} preference pairs from {source}; {steps} steps."
+
+
 def build_config(a) -> tuple[TuneConfig, str]:
     """A TuneConfig from `studio tune` flags, with defaults that follow the data; and why those steps."""
+    if a.method == "dpo":
+        return build_dpo_config(a)
+    if not a.train:
+        raise DataError("--train FILE is required for supervised tuning")
     train = load_dataset(a.train, a.input_column, a.output_column)
     if len(train) < MIN_EXAMPLES:
         raise DataError(f"only {len(train)} examples; tuning needs at least {MIN_EXAMPLES}", file=a.train,
@@ -466,7 +498,11 @@ def parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_serve)
 
     t = sub.add_parser("tune", parents=[common], help="start a LoRA tuning run")
-    t.add_argument("--train", required=True, help="training data (JSONL, CSV or Parquet)")
+    t.add_argument("--train", help="training data (JSONL, CSV or Parquet); for DPO, preference pairs")
+    t.add_argument("--method", choices=("sft", "dpo"), default="sft",
+                   help="sft: prompt → answer; dpo: preference pairs (from --queue or --train)")
+    t.add_argument("--queue", help="DPO: the labeling queue whose curated pairs to train on")
+    t.add_argument("--beta", type=float, default=0.1, help="DPO: higher keeps the model closer to the base")
     t.add_argument("--eval", help="eval data for eval loss during tuning")
     t.add_argument("--task", required=True, choices=TASKS)
     t.add_argument("--model", default=BUNDLED_MODEL, help="bundled model, hub id or local folder")

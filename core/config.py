@@ -82,6 +82,12 @@ class TuneConfig:
     """Random seed for data order and adapter init."""
     name: str = ""
     """Optional human-readable run name."""
+    method: str = "sft"
+    """sft (supervised, prompt → answer) or dpo (preference pairs: chosen vs rejected)."""
+    beta: float = 0.1
+    """DPO: how far the tuned model may move from the base (higher keeps it closer; the KL knob)."""
+    preference_queue: str | None = None
+    """DPO: take the curated pairs of this labeling queue (else train_file holds preference pairs)."""
 
     def __post_init__(self):
         if isinstance(self.lora, dict):
@@ -98,6 +104,8 @@ class TuneConfig:
         _check(self.early_stopping_patience >= 0, f"early_stopping_patience must be >= 0, got {self.early_stopping_patience!r}")
         _check(0 <= self.eval_samples <= 20, f"eval_samples must be 0..20, got {self.eval_samples!r}")
         _check(self.device in ("auto", "cpu", "cuda", "mps"), f"device must be auto/cpu/cuda/mps, got {self.device!r}")
+        _check(self.method in ("sft", "dpo"), f"method must be sft or dpo, got {self.method!r}")
+        _check(0 < self.beta <= 10, f"beta must be in (0, 10], got {self.beta!r}")
 
     @property
     def learning_rate_multiplier(self) -> float:

@@ -65,9 +65,9 @@ def make_callback(worker: Worker, max_steps: int, samples: list[dict] | None = N
                            grad_norm=logs.get("grad_norm"), mean_token_accuracy=logs.get("mean_token_accuracy"),
                            tokens_per_s=round((tokens - tok_prev) / max(1e-6, now - t_prev), 1))
                 self.last = (now, tokens)
-            for k in ("eval_loss", "eval_mean_token_accuracy"):
-                if k in logs:
-                    rec[k] = logs[k]
+            for k, v in logs.items():  # eval loss/accuracy; DPO reward accuracy and margins
+                if k in ("eval_loss", "eval_mean_token_accuracy") or "rewards/" in k:
+                    rec[k.replace("/", "_")] = v
             if len(rec) > 3:
                 runs.append_metrics(worker.run_dir, rec)
 

@@ -15,7 +15,7 @@ from core import runs
 from core.monitor import CANCEL_FILE, Worker, make_callback, peak_memory_mb
 from core.config import TuneConfig
 from core.data import MIN_EXAMPLES, DataError, load_dataset
-from core.templates import render_prompt, training_pairs
+from core.templates import render_answer, render_prompt, training_pairs
 
 # Eval loss during training is computed on at most this many rows, to keep CPU runs moving.
 EVAL_LOSS_ROWS = 64
@@ -128,12 +128,36 @@ def last_checkpoint(run_dir: str | Path) -> Path | None:
     return max(found, key=lambda p: int(p.name.split("-")[-1]), default=None)
 
 
+def preference_pairs(cfg: TuneConfig, workspace: Path) -> tuple[list[dict], list[dict]]:
+    """DPO pairs ({prompt, chosen, rejected}) for training and held-out evaluation: a labeling queue's
+    curated pairs or a preference file; without an eval file a tenth is held out (reward accuracy)."""
+    from core import preferences
+
+    def from_file(path):
+        return load_dataset(path, format="preference").examples
+
+    pairs = preferences.export(workspace, cfg.preference_queue, "dpo") if cfg.preference_queue \
+        else from_file(cfg.train_file)
+    if cfg.eval_file:
+        held = from_file(cfg.eval_file)[:EVAL_LOSS_ROWS]
+    elif len(pairs) >= 20:
+        n = min(EVAL_LOSS_ROWS, max(2, len(pairs) // 10))
+        pairs, held = pairs[:-n], pairs[-n:]
+    else:
+        held = []
+    if len(pairs) < MIN_EXAMPLES:
+        raise DataError(f"only {len(pairs)} preference pairs to train on; DPO needs at least {MIN_EXAMPLES}",
+                        file=cfg.train_file if not cfg.preference_queue else None,
+                        hint="Label more pairs (ties and both-bad are left out) or import a pairs file.")
+    return pairs, held
+
+
 def _train(run_dir: Path, worker: Worker, resume: bool):
     import torch
     from datasets import Dataset
     from peft import LoraConfig
     from transformers import AutoModelForCausalLM, EarlyStoppingCallback
-    from trl import SFTConfig
+    from trl import DPOConfig, DPOTrainer, SFTConfig
 
     from core.models import describe_device, load_tokenizer, pick_device, resolve_model, use_bf16
 
@@ -146,9 +170,23 @@ def _train(run_dir: Path, worker: Worker, resume: bool):
     bf16 = use_bf16(device)
     location = resolve_model(cfg.model, workspace)
     tokenizer = load_tokenizer(location)
-    train_ex, held_ex = split_train_eval(cfg)
-    train_rows = [p for e in train_ex for p in training_pairs(tokenizer, cfg.template, e)]
-    eval_rows = [p for e in held_ex for p in training_pairs(tokenizer, cfg.template, e)]
+    if cfg.method == "dpo":
+        train_ex, held_ex = preference_pairs(cfg, workspace)
+
+        def rows(pairs):
+            return [{"prompt": render_prompt(tokenizer, cfg.template, p["prompt"]),
+                     "chosen": render_answer(tokenizer, p["chosen"]),
+                     "rejected": render_answer(tokenizer, p["rejected"])} for p in pairs]
+        train_rows, eval_rows = rows(train_ex), rows(held_ex)
+        samples = [{"prompt": r["prompt"], "reference": p["chosen"], "input_text": p["prompt"], "line": p.get("line")}
+                   for r, p in zip(eval_rows, held_ex)][:cfg.eval_samples]
+    else:
+        train_ex, held_ex = split_train_eval(cfg)
+        train_rows = [p for e in train_ex for p in training_pairs(tokenizer, cfg.template, e)]
+        eval_rows = [p for e in held_ex for p in training_pairs(tokenizer, cfg.template, e)]
+        samples = [{"prompt": render_prompt(tokenizer, cfg.template, e["input_text"]), "reference": e["output_text"],
+                    "input_text": e["input_text"], "line": e["line"]}
+                   for e in held_ex if "input_text" in e][:cfg.eval_samples]
     model = AutoModelForCausalLM.from_pretrained(
         location, dtype=torch.bfloat16 if (bf16 and device == "cuda") else torch.float32,
         use_safetensors=True, trust_remote_code=False)
@@ -158,7 +196,7 @@ def _train(run_dir: Path, worker: Worker, resume: bool):
 
     # The best adapter is chosen by eval loss, so it needs eval; early stopping needs the best choice.
     pick_best = bool(eval_rows) and (cfg.best_checkpoint or cfg.early_stopping_patience > 0)
-    args = SFTConfig(
+    common = dict(
         output_dir=str(run_dir / "checkpoints"), max_steps=cfg.max_iterations, learning_rate=cfg.learning_rate,
         per_device_train_batch_size=cfg.batch_size, per_device_eval_batch_size=cfg.batch_size,
         lr_scheduler_type="linear", warmup_steps=0.05, logging_steps=1, seed=cfg.seed,
@@ -167,23 +205,23 @@ def _train(run_dir: Path, worker: Worker, resume: bool):
         load_best_model_at_end=pick_best, metric_for_best_model="eval_loss" if pick_best else None,
         greater_is_better=False if pick_best else None,
         report_to="none", disable_tqdm=True, bf16=bf16, use_cpu=device == "cpu",
-        max_length=cfg.max_seq_length, completion_only_loss=True, packing=False,
-        include_num_input_tokens_seen="non_padding", dataloader_num_workers=0,
-        prediction_loss_only=True,  # eval needs the loss only; see _answer_only_trainer
-    )
+        max_length=cfg.max_seq_length, include_num_input_tokens_seen="non_padding", dataloader_num_workers=0)
     peft_config = LoraConfig(r=cfg.lora.rank, lora_alpha=cfg.lora.alpha, lora_dropout=cfg.lora.dropout,
                              target_modules=cfg.lora.target_modules, task_type="CAUSAL_LM")
-    samples = [{"prompt": render_prompt(tokenizer, cfg.template, e["input_text"]), "reference": e["output_text"],
-                "input_text": e["input_text"], "line": e["line"]}
-               for e in held_ex if "input_text" in e][:cfg.eval_samples]
     callbacks = [make_callback(worker, cfg.max_iterations, samples, tokenizer,
                                sample_tokens=16 if cfg.task == "classification" else 48)]
     if pick_best and cfg.early_stopping_patience:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=cfg.early_stopping_patience))
-    trainer = _answer_only_trainer()(model=model, args=args, processing_class=tokenizer, peft_config=peft_config,
-                                     train_dataset=Dataset.from_list(train_rows),
-                                     eval_dataset=Dataset.from_list(eval_rows) if eval_rows else None,
-                                     callbacks=callbacks)
+    data = dict(train_dataset=Dataset.from_list(train_rows),
+                eval_dataset=Dataset.from_list(eval_rows) if eval_rows else None)
+    if cfg.method == "dpo":  # the reference model is the same weights with the adapter switched off
+        trainer = DPOTrainer(model=model, args=DPOConfig(**common, beta=cfg.beta), processing_class=tokenizer,
+                             peft_config=peft_config, callbacks=callbacks, **data)
+    else:
+        args = SFTConfig(**common, completion_only_loss=True, packing=False,
+                         prediction_loss_only=True)  # eval needs the loss only; see _answer_only_trainer
+        trainer = _answer_only_trainer()(model=model, args=args, processing_class=tokenizer,
+                                         peft_config=peft_config, callbacks=callbacks, **data)
     trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     trainer.model.save_pretrained(str(run_dir / "adapter"))  # the best one when pick_best (loaded at the end)
     tokenizer.save_pretrained(str(run_dir / "adapter"))

@@ -204,3 +204,28 @@ def test_out_of_memory_surfaces_its_advice(workspace, tiny_model_dir, tiny_class
     status = runs.read_status(run_dir)
     assert status["state"] == "failed" and "out of memory" in status["error"].lower()
     assert "batch size" in status["hint"] and "max sequence length" in status["hint"]
+
+
+def test_dpo_run_from_a_labeling_queue(workspace, tiny_model_dir, tiny_classification):
+    """Pairs curated in the store tune with DPO; reward accuracy and margins are logged like any curve."""
+    import json
+
+    from core import preferences
+
+    rows = [json.loads(x) for x in tiny_classification[0].read_text().splitlines()]
+    other = {"games": "math", "math": "games"}
+    preferences.add_pairs(workspace, "pairs", [{"prompt": r["input_text"], "answer_a": r["output_text"],
+                                                "answer_b": other[r["output_text"]]} for r in rows * 2])
+    for item in range(1, 33):
+        shown = "second" if preferences.flipped(item, "ann") else "first"  # always the right label
+        preferences.submit(workspace, item, "ann", shown)
+    cfg = {**tiny_config(tiny_model_dir, *tiny_classification, steps=4, eval_every=2),
+           "method": "dpo", "beta": 0.1, "preference_queue": "pairs", "eval_file": None, "eval_samples": 1}
+    run_dir = runs.create_run(workspace, cfg)
+    run_tuning(run_dir)
+    status = runs.read_status(run_dir)
+    assert status["state"] == "succeeded" and status["train_rows"] == 29 and status["eval_rows"] == 3
+    metrics = runs.read_metrics(run_dir)
+    assert any("rewards_accuracies" in m for m in metrics)
+    assert any("eval_rewards_accuracies" in m for m in metrics)
+    assert (run_dir / "adapter" / "adapter_model.safetensors").exists()
