@@ -91,3 +91,50 @@ def generate_texts(model, tokenizer, prompts: list[str], cfg: GenerationConfig |
     for i, text in zip(order, out):
         answers[i] = text
     return answers
+
+
+def stream_text(model, tokenizer, prompt: str, cfg: GenerationConfig | None = None):
+    """Yield the answer to one prompt piece by piece as it is generated (for live panes), with the same
+    knobs as generate_texts; stop sequences end the stream. The last item is a dict of statistics."""
+    import threading
+
+    import torch
+    from transformers import TextIteratorStreamer
+
+    cfg = cfg or GenerationConfig()
+    device = next(model.parameters()).device
+    enc = tokenizer([prompt], return_tensors="pt").to(device)
+    streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True)
+    sample = cfg.temperature > 0
+    kwargs = dict(**enc, max_new_tokens=cfg.max_output_tokens, do_sample=sample, streamer=streamer,
+                  pad_token_id=tokenizer.pad_token_id)
+    if sample:
+        kwargs.update(temperature=cfg.temperature, top_k=cfg.top_k or None, top_p=cfg.top_p)
+        torch.manual_seed(cfg.seed)
+    else:
+        kwargs.update(temperature=None, top_k=None, top_p=None)
+    result = {}
+
+    def run():
+        with torch.inference_mode():
+            result["ids"] = model.generate(**kwargs)
+
+    t0 = time.perf_counter()
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    text, shown, first = "", 0, None
+    for piece in streamer:
+        first = first or time.perf_counter()
+        full = text + piece
+        text = cut_at_stop(full, cfg.stop_sequences)
+        if len(text) > shown:
+            yield text[shown:]
+            shown = len(text)
+        if len(text) < len(full):
+            break  # a stop sequence appeared: what came before it is the answer
+    worker.join()
+    ids = result.get("ids")
+    new = int((ids[0, enc["input_ids"].shape[1]:] != tokenizer.pad_token_id).sum()) if ids is not None else 0
+    seconds = time.perf_counter() - t0
+    yield {"text": text.strip(), "new_tokens": new, "seconds": seconds,
+           "first_token_s": (first - t0) if first else None, "tokens_per_s": new / seconds if seconds else 0.0}

@@ -141,3 +141,17 @@ def test_a_failing_batch_marks_its_rows_failed_not_the_job(tiny_model_dir):
     with pytest.raises(RuntimeError):
         calls.clear()
         generate_texts(model, tok, prompts, GenerationConfig(max_output_tokens=2, batch_size=2))
+
+
+def test_streamed_answer_equals_the_batched_one(tiny_model_dir):
+    from core.config import GenerationConfig
+    from core.generate import generate_texts, stream_text
+    from core.models import load_model
+
+    model, tok, _ = load_model(str(tiny_model_dir), tiny_model_dir, "cpu")
+    prompt = "<|im_start|>user\nHello<|im_end|>\n<|im_start|>assistant\n"
+    cfg = GenerationConfig(max_output_tokens=8)
+    parts = list(stream_text(model, tok, prompt, cfg))
+    stats = parts[-1]
+    assert isinstance(stats, dict) and stats["new_tokens"] > 0
+    assert "".join(parts[:-1]).strip() == stats["text"] == generate_texts(model, tok, [prompt], cfg)[0]
