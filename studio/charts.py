@@ -1,6 +1,9 @@
 """Plotly figures for the pages: loss curves, data profiles, per-class F1, confusion matrices and ROUGE.
-Plain functions of core's records (metrics.jsonl lines, METRICS dicts); no Streamlit here."""
+Plain functions of core's records (metrics.jsonl lines, METRICS dicts, pre-flight token counts); no
+Streamlit here."""
 from __future__ import annotations
+
+import math
 
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
@@ -50,6 +53,32 @@ def length_figure(lengths: list[int], title: str) -> go.Figure:
     fig.update_xaxes(title=title)
     fig.update_yaxes(title="Examples")
     return _style(fig, 260, bargap=0.05)
+
+
+def token_length_figure(prompt_tokens: list[int], answer_tokens: list[int], max_length: int) -> go.Figure:
+    """Prompt tokens (top) and answer tokens (bottom) per example on one shared axis, each with its own
+    count scale, and the max sequence length as a dashed line through both. A max length far beyond the
+    data is named at the right edge instead of squeezing the bars."""
+    top = max(prompt_tokens + answer_tokens, default=1)
+    right = max_length * 1.04 if max_length <= 3 * top else top * 1.08
+    size = max(1, math.ceil(right / 50))
+    bins = dict(start=0, end=math.ceil(right) + size, size=size)
+    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.1)
+    for row, (name, values, color) in enumerate((("Prompt", prompt_tokens, BASE_COLOR),
+                                                 ("Answer (loss)", answer_tokens, PRIMARY)), start=1):
+        fig.add_histogram(x=values, name=name, xbins=bins, marker_color=color, row=row, col=1,
+                          hovertemplate=f"%{{x}} {name.split()[0].lower()} tokens: %{{y}} examples<extra></extra>")
+        fig.update_yaxes(title=name.split()[0], row=row, col=1)
+    if max_length <= right:
+        fig.add_vline(x=max_length, line=dict(color=EVAL_COLOR, width=2, dash="dash"), row="all", col=1)
+        fig.add_annotation(x=max_length, xref="x", y=1, yref="paper", yanchor="bottom", xanchor="right",
+                           showarrow=False, text=f"max length {max_length}", font=dict(color=EVAL_COLOR))
+    else:
+        fig.add_annotation(x=1, xref="paper", y=1, yref="paper", yanchor="bottom", xanchor="right", showarrow=False,
+                           text=f"max length {max_length} →", font=dict(color=EVAL_COLOR))
+    fig.update_xaxes(range=[0, right])
+    fig.update_xaxes(title="Tokens per example", row=2, col=1)
+    return _style(fig, 340, bargap=0.05, showlegend=False, margin=dict(l=8, r=8, t=24, b=8))
 
 
 def per_class_f1_figure(base: dict, tuned: dict | None) -> go.Figure:

@@ -13,9 +13,10 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from core import runs
+from core import catalog, runs
 from core.config import BUNDLED_MODEL
-from core.data import SUPPORTED_SUFFIXES, Dataset, DataError, detect_columns, read_table
+from core.data import SUPPORTED_SUFFIXES, Dataset, DataError, data_suffix, detect_columns, detect_format, \
+    parse_dataset, read_table
 from core.data import load_dataset as core_load_dataset
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -24,6 +25,9 @@ STATE_BADGES = {"queued": ("gray", ":material/schedule:"), "running": ("blue", "
                 "succeeded": ("green", ":material/check_circle:"), "failed": ("red", ":material/error:"),
                 "cancelled": ("orange", ":material/cancel:")}
 ACTIVE_STATES = ("queued", "running")
+# What the upload widget accepts: every readable type, plain or gzipped.
+UPLOAD_TYPES = [t for s in SUPPORTED_SUFFIXES for t in (s[1:], f"{s[1:]}.gz")]
+PREFLIGHT_ROWS = 300
 # The "no dataset / no run" choice of a selectbox: a None option would show as an empty selectbox.
 NONE = ""
 
@@ -65,9 +69,9 @@ def safe_filename(name: str) -> str:
 def save_upload(name: str, data: bytes) -> Path:
     """Store an uploaded file under <workspace>/datasets/ with a sanitized name (atomic write)."""
     fname = safe_filename(name)
-    if Path(fname).suffix not in SUPPORTED_SUFFIXES:
-        raise DataError(f"unsupported file type `{Path(fname).suffix or '(none)'}`", file=fname,
-                        hint=f"Use one of {', '.join(SUPPORTED_SUFFIXES)}.")
+    if data_suffix(fname) not in SUPPORTED_SUFFIXES:
+        raise DataError(f"unsupported file type `{''.join(Path(fname).suffixes[-2:]) or '(none)'}`", file=fname,
+                        hint=f"Use one of {', '.join(SUPPORTED_SUFFIXES)}, optionally gzipped (.jsonl.gz).")
     folder = datasets_dir().resolve()
     target = (folder / fname).resolve()
     if target.parent != folder:  # belt and braces: safe_filename already forbids this
@@ -79,21 +83,50 @@ def save_upload(name: str, data: bytes) -> Path:
     return target
 
 
+def registered_datasets() -> dict[str, dict]:
+    """The workspace's catalog (core.catalog): name → entry with train_file / eval_file."""
+    return catalog.list_datasets(workspace())
+
+
 def list_datasets() -> list[dict]:
-    """Sample datasets shipped in assets/, then the files uploaded into the workspace."""
+    """Sample datasets shipped in assets/, the files uploaded into the workspace, then the registered
+    datasets' train and eval files."""
     items = [{"path": str(p), "name": p.name, "source": "sample"} for p in sorted(SAMPLES_DIR.glob("*.jsonl"))]
     for p in sorted(datasets_dir().iterdir()):
-        if p.is_file() and p.suffix.lower() in SUPPORTED_SUFFIXES and not p.name.startswith("."):
+        if p.is_file() and data_suffix(p) in SUPPORTED_SUFFIXES and not p.name.startswith("."):
             items.append({"path": str(p), "name": p.name, "source": "uploaded"})
+    for name, entry in sorted(registered_datasets().items()):
+        for key, label in (("train_file", name), ("eval_file", f"{name} (eval)")):
+            if entry.get(key) and Path(entry[key]).exists():
+                items.append({"path": entry[key], "name": label, "source": "registered"})
     return items
 
 
 def sibling_eval(path: str | Path | None) -> str | None:
-    """`x_train.jsonl` → `x_eval.jsonl` when that file exists (the samples come in such pairs)."""
-    if not path or "_train" not in Path(path).name:
+    """`x_train.jsonl` → `x_eval.jsonl` (the samples), or a registered dataset's `train.jsonl` →
+    `eval.jsonl`, when that file exists."""
+    if not path:
         return None
-    other = Path(path).with_name(Path(path).name.replace("_train", "_eval"))
+    name = Path(path).name
+    if name == "train.jsonl":
+        other = Path(path).with_name("eval.jsonl")
+    elif "_train" in name:
+        other = Path(path).with_name(name.replace("_train", "_eval"))
+    else:
+        return None
     return str(other) if other.exists() else None
+
+
+def dataset_name(path: str | Path, suffix: str = "") -> str:
+    """A catalog name for a file: its stem (a registered dataset's own name), reduced to what
+    core.catalog accepts, with `suffix` appended."""
+    p = Path(path)
+    if p.name in ("train.jsonl", "eval.jsonl"):
+        stem = p.parent.name
+    else:
+        stem = Path(p.name[:-3] if p.name.lower().endswith(".gz") else p.name).stem
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "-", stem).lstrip("._-")[: 64 - len(suffix)].rstrip(".-_") or "dataset"
+    return stem + suffix
 
 
 def _mtime(path: str | Path) -> int:
@@ -119,6 +152,73 @@ def load_dataset(path: str | Path, input_column: str | None = None, output_colum
     return _dataset(str(path), input_column, output_column, _mtime(path))
 
 
+@st.cache_data(show_spinner="Reading the dataset…", max_entries=64)
+def _parsed(path: str, input_column: str | None, output_column: str | None, format: str | None,
+            mtime: int) -> Dataset:
+    return parse_dataset(path, input_column, output_column, format)[0]
+
+
+def valid_examples(path: str | Path, input_column: str | None = None, output_column: str | None = None,
+                   format: str | None = None) -> Dataset:
+    """The file's valid rows (core.data.parse_dataset), cached until the file changes; the invalid
+    rows are listed by check_report. Raises DataError when the file as a whole cannot be used."""
+    return _parsed(str(path), input_column, output_column, format, _mtime(path))
+
+
+@st.cache_data(show_spinner="Checking every row…", max_entries=32)
+def _report(path: str, task: str | None, format: str | None, input_column: str | None,
+            output_column: str | None, eval_path: str | None, mtimes: tuple[int, int]) -> dict:
+    from core.datacheck import check_dataset
+
+    return check_dataset(path, task=task, format=format, input_column=input_column, output_column=output_column,
+                         eval_path=eval_path)
+
+
+def check_report(path: str | Path, task: str | None = None, format: str | None = None,
+                 input_column: str | None = None, output_column: str | None = None,
+                 eval_path: str | Path | None = None) -> dict:
+    """core.datacheck.check_dataset, cached until the file (or the eval file) changes."""
+    return _report(str(path), task, format, input_column, output_column, str(eval_path) if eval_path else None,
+                   (_mtime(path), _mtime(eval_path) if eval_path else 0))
+
+
+@st.cache_data(show_spinner="Tokenizing as training will…", max_entries=16)
+def _preflight(path: str, format: str | None, input_column: str | None, output_column: str | None, model: str,
+               template: str, max_length: int, mtime: int) -> dict:
+    from core.datacheck import token_preflight
+
+    data = valid_examples(path, input_column, output_column, format)
+    head = Dataset(path=data.path, examples=data.examples[:PREFLIGHT_ROWS], input_column=data.input_column,
+                   output_column=data.output_column, format=data.format)
+    return token_preflight(head, load_tokenizer(model), template, max_length, show=3)
+
+
+def preflight(path: str | Path, model: str, template: str, max_length: int, format: str | None = None,
+              input_column: str | None = None, output_column: str | None = None) -> dict:
+    """core.datacheck.token_preflight on the first PREFLIGHT_ROWS valid examples with the model's
+    tokenizer, cached per file version, template and max length. Raises DataError, ValueError (a
+    template without its placeholder) or core.models.ModelError."""
+    return _preflight(str(path), format, input_column, output_column, model, template, int(max_length),
+                      _mtime(path))
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _split(path: str, format: str | None, input_column: str | None, output_column: str | None, method: str,
+           eval_fraction: float, column: str | None, mtime: int) -> tuple[int, int]:
+    train, held = catalog.split_examples(valid_examples(path, input_column, output_column, format), method,
+                                         eval_fraction, column)
+    return len(train), len(held)
+
+
+def split_counts(path: str | Path, method: str, eval_fraction: float = 0.2, column: str | None = None,
+                 format: str | None = None, input_column: str | None = None,
+                 output_column: str | None = None) -> tuple[int, int]:
+    """(train rows, eval rows) that core.catalog.split_examples gives the valid rows. Raises DataError,
+    or TypeError when a SEQ column mixes numbers and text."""
+    return _split(str(path), format, input_column, output_column, method, float(eval_fraction), column,
+                  _mtime(path))
+
+
 def dataset_columns(path: str | Path) -> list[str]:
     return _columns(str(path), _mtime(path))
 
@@ -133,7 +233,7 @@ def show_data_error(e: DataError) -> None:
 
 def looks_like_labels(ds: Dataset) -> bool:
     """Answers drawn from a small set of values (classes) rather than free text."""
-    n = len(set(e["output_text"] for e in ds.examples))
+    n = len(set(e["output_text"] for e in ds.examples if "output_text" in e))
     return 1 < n <= 50 and n <= 0.5 * len(ds)
 
 
@@ -169,25 +269,35 @@ def pick_dataset(label: str, key: str, *, optional: bool = False, none_label: st
     return chosen or None
 
 
+def ask_columns(path: str, columns: list[str], key: str) -> tuple[str, str] | None:
+    """Ask which columns hold the prompt and the answer (remembered for this session); None while
+    both name the same column."""
+    st.info("The prompt and answer columns were not recognised. Choose them here, or name them "
+            "`input_text` and `output_text` in the file.", icon=":material/table_view:")
+    saved = st.session_state.setdefault("column_map", {}).get(path, (columns[0], columns[-1]))
+    c1, c2 = st.columns(2)
+    inp = c1.selectbox("Prompt column", columns, key=f"{key}_in",
+                       index=columns.index(saved[0]) if saved[0] in columns else 0)
+    out = c2.selectbox("Answer column", columns, key=f"{key}_out",
+                       index=columns.index(saved[1]) if saved[1] in columns else len(columns) - 1)
+    st.session_state["column_map"][path] = (inp, out)
+    if inp == out:
+        st.warning("The prompt and the answer must come from different columns.")
+        return None
+    return inp, out
+
+
 def dataset_with_mapping(path: str, key: str) -> Dataset | None:
-    """Load and validate a dataset. When its prompt/answer columns are not recognised, ask which
-    columns to use (remembered for this session). Shows the DataError and returns None on failure."""
+    """Load and validate a dataset. When its prompt/answer columns are not recognised (and it is not
+    a chat file), ask which columns to use. Shows the DataError and returns None on failure."""
     try:
         columns = dataset_columns(path)
         inp = out = None
-        if detect_columns(columns) is None:
-            st.info("The prompt and answer columns were not recognised. Choose them here, or name them "
-                    "`input_text` and `output_text` in the file.", icon=":material/table_view:")
-            saved = st.session_state.setdefault("column_map", {}).get(path, (columns[0], columns[-1]))
-            c1, c2 = st.columns(2)
-            inp = c1.selectbox("Prompt column", columns, key=f"{key}_in",
-                               index=columns.index(saved[0]) if saved[0] in columns else 0)
-            out = c2.selectbox("Answer column", columns, key=f"{key}_out",
-                               index=columns.index(saved[1]) if saved[1] in columns else len(columns) - 1)
-            st.session_state["column_map"][path] = (inp, out)
-            if inp == out:
-                st.warning("The prompt and the answer must come from different columns.")
+        if detect_columns(columns) is None and detect_format(columns) not in ("chat", "preference"):
+            mapping = ask_columns(path, columns, key)
+            if mapping is None:
                 return None
+            inp, out = mapping
         return load_dataset(path, inp, out)
     except DataError as e:
         show_data_error(e)
@@ -294,6 +404,17 @@ def _tokenizer(model_name: str, ws: str):
 
 def load_tokenizer(model_name: str):
     return _tokenizer(model_name, str(workspace()))
+
+
+def tokenizer_ready(model_name: str) -> bool:
+    """Whether the tokenizer loads in about a second: a local folder, or the bundled model once it has
+    been converted (the first conversion takes ~30 s, so the page asks before starting it)."""
+    from core.models import model_cache_dir
+
+    name = (model_name or BUNDLED_MODEL).strip()
+    if name == BUNDLED_MODEL:
+        return (model_cache_dir(workspace()) / "SmolLM2-135M-Instruct" / "model.safetensors").exists()
+    return Path(name).expanduser().is_dir()
 
 
 # ---------------------------------------------------------------- evaluations

@@ -1,14 +1,16 @@
-"""Datasets: start from a sample or upload a file, check it exactly the way a tuning run will read it,
-and look at what is inside."""
+"""Datasets: start from a sample or upload a file in any common format, check every row the way a tuning
+run will read it, see the exact text the model trains on before spending compute, then split and register
+it for the other pages."""
 from __future__ import annotations
 
 from pathlib import Path
 
-import pandas as pd
 import streamlit as st
 
-from core.data import DataError
-from studio import charts, ui
+from core.config import TASKS
+from core.data import FORMATS, DataError, detect_columns, detect_format
+from studio import catalog_views, charts, ui
+from studio import dataset_views as views
 
 SAMPLES = [
     {"task": "Classification", "icon": ":material/label:", "file": "classification_train.jsonl",
@@ -20,8 +22,8 @@ SAMPLES = [
 ]
 
 
-def words(n: float) -> str:
-    return f"{int(n)} word" + ("" if int(n) == 1 else "s")
+TASK_NAMES = {"classification": "Classification", "summarization": "Summarization",
+              "text_generation": "Text generation"}
 
 
 def use_dataset(path: str) -> None:
@@ -30,8 +32,9 @@ def use_dataset(path: str) -> None:
 
 
 st.title("Datasets")
-st.caption("Tuning learns from examples: a prompt (`input_text`) and the ideal answer (`output_text`). "
-           "Start from a sample or upload your own file; it is checked the same way a tuning run reads it.")
+st.caption("Tuning learns from examples: a prompt (`input_text`) and the ideal answer (`output_text`), or whole "
+           "conversations. Start from a sample or upload your own file, and see exactly what the model will be "
+           "taught before you spend any compute on it.")
 
 samples_col, upload_col = st.columns(2, gap="medium")
 with samples_col.container(border=True, height="stretch"):
@@ -48,11 +51,10 @@ with samples_col.container(border=True, height="stretch"):
 
 with upload_col.container(border=True, height="stretch"):
     st.subheader(":material/upload_file: Upload your own")
-    st.caption("JSONL, JSON, CSV, TSV or Parquet with one example per row. Columns named "
-               "`input_text`/`output_text` (or `prompt`/`label`, `prompt`/`completion`, `input`/`output`, "
-               "`text`/`label`) are found automatically; others can be mapped below.")
-    upload = st.file_uploader("Dataset file", type=["jsonl", "json", "csv", "tsv", "parquet"],
-                              label_visibility="collapsed")
+    st.caption("JSONL, JSON, CSV, TSV or Parquet, optionally gzipped, one example per row: prompt → answer "
+               "columns (`input_text`/`output_text`, `prompt`/`label`, … or map your own), chat `messages`, "
+               "preference pairs, or prompts alone.")
+    upload = st.file_uploader("Dataset file", type=ui.UPLOAD_TYPES, label_visibility="collapsed")
     if upload is not None:
         try:
             saved = ui.save_upload(upload.name, upload.getvalue())
@@ -64,53 +66,163 @@ with upload_col.container(border=True, height="stretch"):
                 use_dataset(str(saved))
             st.success(f"Saved as `{saved.name}` in the workspace.", icon=":material/check:")
 
-st.subheader("Inspect a dataset")
-path = ui.pick_dataset("Dataset", key="ds_pick", help="Samples ship with the studio; uploads live in the "
-                       "workspace's datasets folder.")
-if path is None:
-    st.stop()
-st.session_state["active_dataset"] = path
-ds = ui.dataset_with_mapping(path, key="ds_map")
-if ds is None:
-    st.stop()
 
-inputs = [len(e["input_text"].split()) for e in ds.examples]
-answers = [len(e["output_text"].split()) for e in ds.examples]
-counts = ds.label_counts()
-label_like = ui.looks_like_labels(ds)
-st.success(f"**{len(ds)} examples** are ready for tuning: prompts from `{ds.input_column}`, "
-           f"answers from `{ds.output_column}`.", icon=":material/task_alt:")
-
-m = st.columns(4)
-m[0].metric("Examples", f"{len(ds):,}", border=True)
-m[1].metric("Distinct answers", f"{len(counts):,}", border=True,
-            help="A small number of distinct answers suggests a classification task.")
-m[2].metric("Prompt length (median)", words(pd.Series(inputs).median()), border=True,
-            help=f"Shortest {min(inputs)}, longest {max(inputs)} words.")
-m[3].metric("Answer length (median)", words(pd.Series(answers).median()), border=True,
-            help=f"Shortest {min(answers)}, longest {max(answers)} words.")
-
-left, right = st.columns(2, gap="medium")
-with left.container(border=True):
-    if label_like:
-        st.markdown("**Label distribution**")
-        st.caption(f"{len(counts)} classes. Classes with few examples are the hardest to learn.")
-        ui.chart(charts.label_distribution_figure(counts))
+def headline(report: dict, ds, fmt: str) -> None:
+    valid, rows = report["valid_rows"], report["rows"]
+    what = (f"prompts from `{ds.input_column}`, answers from `{ds.output_column}`" if fmt == "prompt_answer"
+            else f"conversations from `{ds.input_column}`")
+    if report["usable"]:
+        if valid == rows:
+            st.success(f"**{valid:,} examples** are ready for tuning: {what}.", icon=":material/task_alt:")
+        else:
+            st.success(f"**{valid:,} of {rows:,} rows** are ready for tuning ({what}); the {rows - valid:,} with "
+                       "problems are listed below and would be left out of a fixed copy.", icon=":material/task_alt:")
+    elif fmt in ("preference", "unlabeled") and valid:
+        use = ("preference tuning (DPO)" if fmt == "preference"
+               else "generating answers and evaluating, or labelling first")
+        st.info(f"**{valid:,} {views.FORMAT_NAMES[fmt].lower()}** read. Supervised tuning needs prompt → answer "
+                f"examples or conversations; this file is for {use}.", icon=":material/info:")
     else:
-        st.markdown("**Answer length**")
-        st.caption("Free-text answers: a summarization or generation task.")
-        ui.chart(charts.length_figure(answers, "Words per answer"))
-with right.container(border=True):
-    st.markdown("**Prompt length**")
-    series = pd.Series(inputs)
-    st.caption(f"Words per prompt: median {int(series.median())}, 95th percentile {int(series.quantile(0.95))}, "
-               f"longest {series.max()}. Prompts longer than the max sequence length are cut during tuning.")
-    ui.chart(charts.length_figure(inputs, "Words per prompt"))
+        first = next((g for g in report["groups"] if g["level"] == "error"), None)
+        why = f" First problem: {first['kind']} (×{first['count']})." if first else ""
+        st.error(f"**Not usable for tuning as it is:** {valid:,} of {rows:,} rows can be read.{why}",
+                 icon=":material/block:")
 
-st.markdown("**Preview**")
-st.caption(f"`{Path(path).name}` as the tuning run will see it; *line* is the line (or row) in the file.")
-preview = pd.DataFrame(ds.examples)[["line", "input_text", "output_text"]]
-st.dataframe(preview, hide_index=True, height=360, column_config={
-    "line": st.column_config.NumberColumn("line", width="small"),
-    "input_text": st.column_config.TextColumn(f"prompt ({ds.input_column})", width="large"),
-    "output_text": st.column_config.TextColumn(f"answer ({ds.output_column})", width="medium")})
+
+def overview(report: dict, ds) -> None:
+    stats, m = report.get("stats", {}), st.columns(4)
+    m[0].metric("Valid rows", f"{report['valid_rows']:,} / {report['rows']:,}", border=True)
+    if ds.format == "chat":
+        turns = sorted(len(e["messages"]) for e in ds.examples)
+        model_turns = sum(m["role"] == "assistant" for e in ds.examples for m in e["messages"])
+        m[1].metric("Turns per conversation (median)", turns[len(turns) // 2] if turns else 0, border=True)
+        m[2].metric("Model turns to learn", f"{model_turns:,}", border=True,
+                    help="Every model/assistant turn becomes one training pair.")
+        m[3].metric("With a system prompt", sum(e["messages"][0]["role"] == "system" for e in ds.examples),
+                    border=True)
+        return
+    p, a = stats.get("prompt_chars") or {}, stats.get("answer_chars") or {}
+    m[1].metric("Distinct answers", f"{len(ds.label_counts()):,}" if ds.format == "prompt_answer" else "–",
+                border=True, help="A small number of distinct answers suggests a classification task.")
+    m[2].metric("Prompt length (median)", f"{p.get('median', 0):,} chars", border=True,
+                help=f"Shortest {p.get('min')}, 95th percentile {p.get('p95')}, longest {p.get('max')} characters.")
+    m[3].metric("Answer length (median)", f"{a.get('median', 0):,} chars" if a else "–", border=True,
+                help=f"Shortest {a.get('min')}, longest {a.get('max')} characters." if a else None)
+
+
+def inspect() -> None:
+    st.subheader("Inspect a dataset")
+    top = st.columns([3, 3, 2, 2])
+    with top[0]:
+        path = ui.pick_dataset("Dataset", key="ds_pick", help="Samples ship with the studio; uploads live in the "
+                               "workspace's datasets folder; registered datasets in its catalog.")
+    if path is None:
+        return
+    st.session_state["active_dataset"] = path
+    with top[1]:
+        eval_path = ui.pick_dataset("Eval data (optional)", key=f"ds_eval::{path}", optional=True,
+                                    default=ui.sibling_eval(path), none_label="None",
+                                    help="Checked for rows that are also in the training data; it can also be "
+                                         "registered as the eval set instead of a split.")
+    try:
+        columns = ui.dataset_columns(path)
+    except DataError as e:
+        ui.show_data_error(e)
+        return
+    detected = detect_format(columns)
+    choice = top[2].selectbox("Format", ["auto", *FORMATS], key=f"ds_format::{path}",
+                              format_func=lambda f: "Detect" if f == "auto" else views.FORMAT_NAMES[f],
+                              help="Detected from the columns; choose one to read the file differently.")
+    fmt = None if choice == "auto" else choice
+    shown = fmt or detected
+    missing = views.missing_columns(fmt, columns)
+    if missing:
+        st.error(f"**`{Path(path).name}` cannot be read as {views.FORMAT_NAMES[fmt].lower()}:** {missing} It has "
+                 f"{', '.join(f'`{c}`' for c in columns)}. Choose *Detect* or another format.", icon=":material/report:")
+        return
+    inp = out = None
+    if shown in (None, "prompt_answer") and detect_columns(columns) is None:
+        mapping = ui.ask_columns(path, columns, key="ds_map")
+        if mapping is None:
+            return
+        inp, out = mapping
+    read_fmt = fmt or detected  # a detected prompts-only file is read as one, not refused for lacking answers
+    try:
+        ds = ui.valid_examples(path, inp, out, read_fmt)
+    except DataError as e:
+        ui.show_data_error(e)
+        return
+    except (KeyError, TypeError, ValueError) as e:  # core names what it can; anything else still says where
+        st.error(f"**`{Path(path).name}` cannot be read as {views.FORMAT_NAMES.get(shown, 'a dataset')}:** "
+                 f"{type(e).__name__}: {e}", icon=":material/report:")
+        return
+    guess = "classification" if ui.looks_like_labels(ds) else (
+        "text_generation" if ds.format == "chat" else "summarization")
+    task = top[3].selectbox("Task", TASKS, index=TASKS.index(guess), key=f"ds_task::{path}::{ds.format}",
+                            format_func=TASK_NAMES.get, disabled=ds.format not in ("prompt_answer", "chat"),
+                            help="Decides the default prompt template and what the check expects "
+                                 "(e.g. rare classes for classification).")
+    task = task if ds.format in ("prompt_answer", "chat") else None
+    try:
+        report = ui.check_report(path, task, read_fmt, inp, out, eval_path)
+    except (KeyError, TypeError, ValueError) as e:  # e.g. an eval file of another format
+        st.error(f"**The check could not finish:** {type(e).__name__}: {e}", icon=":material/report:")
+        return
+
+    st.markdown(f"{views.format_badge(ds.format, detected)} &nbsp; :gray[`{Path(path).name}` · columns "
+                f"{', '.join(f'`{c}`' for c in columns[:12])}{' …' if len(columns) > 12 else ''}]")
+    for note in dict.fromkeys([*ds.notes, *report["notes"]]):
+        st.warning(note, icon=":material/info:")
+    headline(report, ds, ds.format)
+    overview(report, ds)
+
+    # Visual order: check, pre-flight, preview, split; the split settings are read first because the
+    # Check card's fixed copy is split the same way.
+    check_box = st.container(border=True)
+    preflight_box = st.container(border=True) if ds.format in ("prompt_answer", "chat") else None
+    preview_box, split_box = st.container(border=True), st.container(border=True)
+    with split_box:
+        st.subheader(":material/call_split: Split and register")
+        st.caption("Registering stores a normalised copy under a name, split into train and eval, in the workspace "
+                   "catalog. It then appears in the dataset pickers of Tune, Evaluate and Playground.")
+        ctx = {**catalog_views.split_settings(path, columns, eval_path), "format": read_fmt, "forced": fmt is not None,
+               "columns": (inp, out)}
+
+    with check_box:
+        st.subheader(":material/fact_check: Check")
+        st.caption("Every row read the way a tuning run reads it: problems are grouped by kind, each with its line "
+                   "and field. Nothing is changed in your file.")
+        left, right = st.columns([3, 2], gap="medium")
+        with left:
+            views.problems_section(report, path)
+            views.overlap_note(report, eval_path)
+            catalog_views.fixes_section(report, ds, path, ctx)
+        with right:
+            labels = report.get("stats", {}).get("labels") or {}
+            if labels and (task == "classification" or ui.looks_like_labels(ds)):
+                st.markdown("**Label distribution**")
+                rare = sum(g["count"] for g in report["groups"] if g["kind"] == "rare class")
+                st.caption(f"{len(labels)} classes." + (f" {rare} with very few examples (listed on the left): "
+                                                       "expect a low F1 for them." if rare else
+                                                       " Classes with few examples are the hardest to learn."))
+                ui.chart(charts.label_distribution_figure(labels))
+            elif ds.format == "prompt_answer":
+                st.markdown("**Answer length**")
+                st.caption("Free-text answers: a summarization or generation task.")
+                ui.chart(charts.length_figure([len(e["output_text"].split()) for e in ds.examples],
+                                              "Words per answer"))
+    if preflight_box is not None:
+        with preflight_box:
+            views.preflight_card(path, ds, task, read_fmt, (inp, out))
+    with preview_box:
+        st.subheader(":material/table_rows: Preview")
+        if ds.format == "chat":
+            views.chat_preview(ds, path)
+        else:
+            views.table_preview(ds, path)
+    with split_box:
+        catalog_views.register_card(path, report, ds, ctx)
+
+
+catalog_views.catalog_list()
+inspect()

@@ -10,7 +10,7 @@ from core.config import BASE_LEARNING_RATE, BUNDLED_MODEL, TASKS, ConfigError, L
     recommend_steps
 from core.data import DataError
 from core.models import ModelError
-from core.templates import default_template, render_answer, render_prompt
+from core.templates import default_template, training_pairs
 from studio import charts, ui
 
 TASK_NAMES = {"classification": "Classification", "summarization": "Summarization",
@@ -61,8 +61,8 @@ def setup_form(ws: Path) -> None:
             try:
                 with st.spinner("Loading the tokenizer…"):
                     tok = ui.load_tokenizer(model)
-                example = ds.examples[0]
-                shown = render_prompt(tok, template, example["input_text"]) + render_answer(tok, example["output_text"])
+                pair = training_pairs(tok, template, ds.examples[0])[0]  # a chat trains on its first model turn too
+                shown = pair["prompt"] + pair["completion"]
                 st.code(shown, language=None, wrap_lines=True)
                 st.caption("The prompt as the model sees it, followed by the answer it is taught to give.")
             except (ModelError, ValueError, OSError) as e:
