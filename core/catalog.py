@@ -13,7 +13,7 @@ import re
 import shutil
 from pathlib import Path
 
-from core.data import MIN_EXAMPLES, DataError, Dataset, load_dataset, read_table
+from core.data import MIN_EXAMPLES, DataError, Dataset, load_dataset, parse_dataset, read_table
 from core.runs import now_iso, read_json, write_json
 
 SPLITS = ("AUTO_SPLIT", "RANDOM", "CUSTOM", "SEQ", "NO_SPLIT")
@@ -81,14 +81,17 @@ def _write_jsonl(path: Path, examples: list[dict]) -> None:
 def register_dataset(workspace: str | Path, source: str | Path, name: str, split: str = "AUTO_SPLIT",
                      eval_fraction: float = 0.2, split_column: str | None = None,
                      input_column: str | None = None, output_column: str | None = None,
-                     examples: list[dict] | None = None) -> dict:
-    """Validate, split and store a dataset under a name; `examples` (e.g. after safe fixes) replace
-    the file's own rows. Returns the catalog entry."""
+                     examples: list[dict] | None = None, format: str | None = None) -> dict:
+    """Validate, split and store a dataset under a name. `examples` (e.g. the valid rows after safe
+    fixes) replace the file's own rows, so a file with bad rows can be registered as a fixed copy.
+    Returns the catalog entry."""
     if not NAME.match(name or ""):
         raise DataError(f"`{name}` is not a valid dataset name",
                         hint="Use letters, digits, '.', '-' and '_' (up to 64), starting with a letter or digit.")
-    data = load_dataset(source, input_column, output_column, require_output=False)
-    if examples is not None:
+    if examples is None:
+        data = load_dataset(source, input_column, output_column, require_output=False, format=format)
+    else:
+        data, _ = parse_dataset(source, input_column, output_column, format, require_output=False)
         data.examples = examples
     train, held = split_examples(data, split, eval_fraction, split_column)
     if len(train) < MIN_EXAMPLES and data.format in ("prompt_answer", "chat"):

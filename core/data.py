@@ -219,6 +219,11 @@ def parse_dataset(path: str | Path, input_column: str | None = None, output_colu
         raise DataError(f"no prompt/answer columns found; the file has {', '.join(columns) or 'no columns'}",
                         file=path, hint="Name them input_text/output_text (or prompt/label), "
                                         "or map them with --input-column/--output-column.")
+    needed = {"chat": [("messages",), ("contents",)], "preference": PREFERENCE_COLUMNS}.get(format)
+    if needed and not any(all(c in columns for c in cols) for cols in needed):
+        want = " or ".join("/".join(cols) for cols in needed)
+        raise DataError(f"is read as {format} data but has no {want} column(s); it has {', '.join(columns)}",
+                        file=path, hint="Choose the format that matches the file, or let it be detected.")
     parse = {"prompt_answer": _parse_prompt_answer, "chat": _parse_chat,
              "preference": _parse_preference, "unlabeled": _parse_unlabeled}[format]
     columns_used, rows = parse(df, lines, path, columns, input_column, output_column)

@@ -36,9 +36,14 @@ def model_cache_dir(workspace: str | Path) -> Path:
     return Path(workspace) / "models"
 
 
+def bundled_model_dir(workspace: str | Path) -> Path:
+    """Where the converted bundled model lives (it may not exist yet: see ensure_bundled_model)."""
+    return model_cache_dir(workspace) / "SmolLM2-135M-Instruct"
+
+
 def ensure_bundled_model(workspace: str | Path) -> Path:
     """The bundled model as a safetensors folder, converted from GGUF on first use (~20 s)."""
-    target = model_cache_dir(workspace) / "SmolLM2-135M-Instruct"
+    target = bundled_model_dir(workspace)
     if (target / "model.safetensors").exists():
         return target
     import torch

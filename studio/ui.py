@@ -409,11 +409,11 @@ def load_tokenizer(model_name: str):
 def tokenizer_ready(model_name: str) -> bool:
     """Whether the tokenizer loads in about a second: a local folder, or the bundled model once it has
     been converted (the first conversion takes ~30 s, so the page asks before starting it)."""
-    from core.models import model_cache_dir
+    from core.models import bundled_model_dir
 
     name = (model_name or BUNDLED_MODEL).strip()
     if name == BUNDLED_MODEL:
-        return (model_cache_dir(workspace()) / "SmolLM2-135M-Instruct" / "model.safetensors").exists()
+        return (bundled_model_dir(workspace()) / "model.safetensors").exists()
     return Path(name).expanduser().is_dir()
 
 

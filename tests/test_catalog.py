@@ -44,3 +44,17 @@ def test_register_list_delete(tmp_path):
     assert list(list_datasets(tmp_path / "ws")) == ["mine"]
     delete_dataset(tmp_path / "ws", "mine")
     assert list_datasets(tmp_path / "ws") == {}
+
+
+def test_a_file_with_bad_rows_registers_as_a_fixed_copy(tmp_path):
+    from core.datacheck import apply_fixes
+    from core.data import parse_dataset
+
+    data = rows(14)
+    del data[3]["output_text"]
+    src = write_jsonl(tmp_path / "bad.jsonl", data)
+    with pytest.raises(DataError):
+        register_dataset(tmp_path / "ws", src, "as-is", "NO_SPLIT")
+    valid, problems = parse_dataset(src)
+    entry = register_dataset(tmp_path / "ws", src, "fixed", "NO_SPLIT", examples=apply_fixes(valid, ["strip"]))
+    assert len(problems) == 1 and entry["train_rows"] == 13

@@ -137,3 +137,11 @@ def test_unlabeled_prompts(tmp_path):
     assert d.format == "unlabeled" and [e["input_text"] for e in d.examples] == ["first prompt", "second prompt"]
     with pytest.raises(DataError, match="no prompt/answer columns"):
         load_dataset(p)  # a supervised run needs answers
+
+
+def test_a_forced_format_without_its_columns_says_so(tmp_path):
+    p = tmp_path / "plain.jsonl"
+    p.write_text("".join(json.dumps(r) + "\n" for r in rows()))
+    for fmt, col in (("chat", "messages"), ("preference", "candidate_0")):
+        with pytest.raises(DataError, match=f"read as {fmt} data but has no .*{col}"):
+            load_dataset(p, format=fmt)
