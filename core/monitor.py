@@ -3,6 +3,7 @@ logged step, a few eval answers at each eval point, and a checkpoint when asked 
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 from pathlib import Path
@@ -13,6 +14,11 @@ CANCEL_FILE = "cancel"
 SAMPLES_FILE = "samples.jsonl"
 
 
+def is_main_process() -> bool:
+    """Under `accelerate launch` / `torchrun` every rank trains; only rank 0 writes the run folder."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
 class Worker:
     """Status writes from the training loop and the heartbeat thread, serialised by one lock."""
 
@@ -20,8 +26,11 @@ class Worker:
         self.run_dir = run_dir
         self.lock = threading.Lock()
         self.stop = threading.Event()
+        self.main = is_main_process()
 
     def status(self, **fields):
+        if not self.main:
+            return {}
         with self.lock:
             return runs.update_status(self.run_dir, heartbeat_ts=time.time(), **fields)
 
@@ -68,11 +77,11 @@ def make_callback(worker: Worker, max_steps: int, samples: list[dict] | None = N
             for k, v in logs.items():  # eval loss/accuracy; DPO reward accuracy and margins
                 if k in ("eval_loss", "eval_mean_token_accuracy") or "rewards/" in k:
                     rec[k.replace("/", "_")] = v
-            if len(rec) > 3:
+            if len(rec) > 3 and worker.main:
                 runs.append_metrics(worker.run_dir, rec)
 
         def on_evaluate(self, args, state, control, model=None, **kw):
-            if samples and model is not None and tokenizer is not None:
+            if samples and model is not None and tokenizer is not None and worker.main:
                 write_samples(worker.run_dir, state.global_step, model, tokenizer, samples, sample_tokens)
 
     return StudioCallback()

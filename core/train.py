@@ -223,8 +223,9 @@ def _train(run_dir: Path, worker: Worker, resume: bool):
         trainer = _answer_only_trainer()(model=model, args=args, processing_class=tokenizer,
                                          peft_config=peft_config, callbacks=callbacks, **data)
     trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
-    trainer.model.save_pretrained(str(run_dir / "adapter"))  # the best one when pick_best (loaded at the end)
-    tokenizer.save_pretrained(str(run_dir / "adapter"))
+    if worker.main:
+        trainer.model.save_pretrained(str(run_dir / "adapter"))  # the best one when pick_best (loaded at the end)
+        tokenizer.save_pretrained(str(run_dir / "adapter"))
     state = trainer.state
     best = state.best_model_checkpoint
     stopped_early = state.global_step < cfg.max_iterations and not (run_dir / CANCEL_FILE).exists()

@@ -229,3 +229,23 @@ def test_dpo_run_from_a_labeling_queue(workspace, tiny_model_dir, tiny_classific
     assert any("rewards_accuracies" in m for m in metrics)
     assert any("eval_rewards_accuracies" in m for m in metrics)
     assert (run_dir / "adapter" / "adapter_model.safetensors").exists()
+
+
+def test_base_pane_really_runs_without_the_adapter(workspace, tiny_model_dir, tiny_classification):
+    """Base and tuned share one PeftModel; inside disable_adapter() it computes exactly the base model."""
+    from transformers import AutoModelForCausalLM
+
+    from core.models import load_model
+
+    run_dir = runs.create_run(workspace, tiny_config(tiny_model_dir, *tiny_classification, steps=3))
+    run_tuning(run_dir)
+    shared, _, _ = load_model(str(tiny_model_dir), workspace, "cpu", adapter=run_dir / "adapter")
+    plain = AutoModelForCausalLM.from_pretrained(tiny_model_dir).eval()
+    x = torch.tensor([[5, 17, 42, 7, 99]])
+    with torch.no_grad():
+        tuned = shared(x).logits
+        with shared.disable_adapter():
+            base = shared(x).logits
+        reference = plain(x).logits
+    assert torch.allclose(base, reference, atol=1e-6)
+    assert not torch.allclose(tuned, reference, atol=1e-4)
