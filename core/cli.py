@@ -403,6 +403,16 @@ def cmd_prefs(a) -> int:
         if a.prefs_command == "import":
             n = prefs.import_file(ws, a.file, a.queue)
             print(f"imported {n} pairs into queue {a.queue}")
+        elif a.prefs_command == "generate":
+            from core.candidates import generate_candidates
+
+            sides = [{"run": a.run_a, "model": a.model_a, "temperature": a.temperature_a, "seed": a.seed},
+                     {"run": a.run_b, "model": a.model_b, "temperature": a.temperature_b, "seed": a.seed + 1}]
+            n = generate_candidates(ws, a.prompts, a.queue, *sides, limit=a.limit,
+                                    max_output_tokens=a.max_output_tokens,
+                                    progress=lambda d, t: print(f"\r{d}/{t} answers", end="", file=sys.stderr,
+                                                                flush=True))
+            print(f"\nadded {n} pairs to queue {a.queue} (identical answers are left out)")
         elif a.prefs_command == "export":
             rows = prefs.export(ws, a.queue, a.format)
             text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
@@ -445,7 +455,19 @@ def _prefs_parser(sub, common) -> None:
     st = psub.add_parser("stats", parents=[common], help="counts per choice and labeler, kappa")
     st.add_argument("--queue", required=True)
     st.add_argument("--json", action="store_true")
-    for p in (i, e, st):
+    g = psub.add_parser("generate", parents=[common],
+                        help="two candidate answers per prompt (two runs/models or two temperatures) into a queue")
+    g.add_argument("--prompts", required=True, help="a file of prompts (input_text / prompt / text column)")
+    g.add_argument("--queue", required=True)
+    for side in ("a", "b"):
+        g.add_argument(f"--run-{side}", help=f"candidate {side.upper()}: a tuned run id")
+        g.add_argument(f"--model-{side}", help=f"candidate {side.upper()}: a model (default: the bundled one)")
+    g.add_argument("--temperature-a", type=float, default=0.0)
+    g.add_argument("--temperature-b", type=float, default=0.9)
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--limit", type=int)
+    g.add_argument("--max-output-tokens", type=int, default=128)
+    for p in (i, e, st, g):
         p.set_defaults(func=cmd_prefs)
 
 

@@ -106,3 +106,17 @@ def test_cli_prefs_import_stats_export(workspace, tmp_path, capsys):
     assert main(["prefs", "export", "--queue", "demo", "--format", "vertex", "--out", str(dest), *ws]) == 0
     assert json.loads(dest.read_text()) == {"input_text": "q", "candidate_0": "y", "candidate_1": "n", "choice": 0}
     assert main(["prefs", "import", str(src), "--queue", "../bad", *ws]) == 2
+
+
+def test_generate_two_candidates_per_prompt_into_a_queue(workspace, tiny_model_dir, tmp_path, capsys):
+    from core.cli import main
+
+    prompts = tmp_path / "prompts.csv"
+    prompts.write_text("prompt\n" + "".join(f"Say something about topic {i}\n" for i in range(4)))
+    code = main(["prefs", "generate", "--prompts", str(prompts), "--queue", "gen", "--model-a", str(tiny_model_dir),
+                 "--model-b", str(tiny_model_dir), "--temperature-a", "1.2", "--temperature-b", "1.5", "--max-output-tokens", "6",
+                 "--workspace", str(workspace)])
+    assert code == 0
+    items = [prefs.next_item(workspace, "gen", "x")]
+    assert items[0] is not None and items[0]["prompt"].startswith("Say something")
+    assert prefs.progress(workspace, "gen")["items"] >= 1
