@@ -249,8 +249,10 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     finally:  # whatever happened, the next queued run may go
         from core.jobs import start_next
+        from core.monitor import is_main_process
 
-        start_next(Path(argv[0]).resolve().parent.parent)
+        if is_main_process():
+            start_next(Path(argv[0]).resolve().parent.parent)
     return 0
 
 
