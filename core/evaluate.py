@@ -16,7 +16,7 @@ from core.data import load_dataset
 from core.metrics import TASK_TYPES, confidence_intervals, parse_label, row_scores, task_metrics
 from core.templates import default_template, render_prompt
 
-def _change(base: float | None, tuned: float | None, margin: float = 0.1) -> tuple[float | None, str]:
+def row_change(base: float | None, tuned: float | None, margin: float = 0.1) -> tuple[float | None, str]:
     """How tuning changed one row: fixed (better by more than margin), broken (worse), unchanged."""
     if base is None or tuned is None:
         return None, "failed"
@@ -117,7 +117,7 @@ def run_evaluation(workspace: str | Path, data: str | Path, task: str, run_dir: 
             if task == "classification" and a[i] is not None:
                 row[f"{name}_label"] = parse_label(a[i], labels)
         if "tuned" in answers:
-            row["delta"], row["change"] = _change(row["base_score"], row["tuned_score"])
+            row["delta"], row["change"] = row_change(row["base_score"], row["tuned_score"])
         preds.append(row)
     runs.write_json(out_dir / "metrics.json", {
         "task": task, "data": str(data), "rows": len(rows), "template": template,

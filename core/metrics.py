@@ -126,7 +126,7 @@ def task_metrics(task: str, references: list[str], answers: list[str | None], la
 
 
 def row_scores(task: str, references: list[str], answers: list[str | None], labels: list[str]) -> list[float | None]:
-    """One score per row for the regression browser: 1/0 correct for classification, exact match for QA,
+    """One score per row for the regression browser: 1/0 correct for classification, token F1 for QA,
     ROUGE-L F1 otherwise; None for a failed row."""
     from rouge_score import rouge_scorer
 

@@ -129,6 +129,14 @@ def next_item(workspace, queue: str, labeler: str, skip: set[int] | None = None)
     return None
 
 
+def get_item(workspace, item_id: int) -> dict | None:
+    """One item as stored (answers in their stored order, sources, adjudication), for review."""
+    with closing(connect(workspace)) as con:
+        row = con.execute("SELECT id, queue, prompt, answer_a, answer_b, source_a, source_b, adjudicated, "
+                          "adjudicated_by FROM items WHERE id = ?", (item_id,)).fetchone()
+    return dict(row) if row else None
+
+
 def submit(workspace, item_id: int, labeler: str, shown: str, comment: str = "") -> None:
     """Record a label. `shown` is what the labeler picked on screen: first, second, tie or both_bad."""
     labeler = labeler.strip()
@@ -234,17 +242,22 @@ def adjudicate(workspace, item_id: int, choice: str, by: str) -> None:
 
 
 def final_pairs(workspace, queue: str) -> list[dict]:
-    """Curated pairs for training: the adjudicated choice, else the majority of labels; ties, both-bad
+    """Curated pairs for training: the adjudicated choice, else the majority of labels once the item has
+    the K labels its queue asks for (an imported file's own choice counts as complete); ties, both-bad
     and items without a clear majority are left out."""
     with closing(connect(workspace)) as con:
         items = [dict(r) for r in con.execute("SELECT * FROM items WHERE queue = ? ORDER BY id", (queue,))]
-    votes = defaultdict(list)
+        need = (con.execute("SELECT labels_per_item FROM queues WHERE name = ?", (queue,)).fetchone() or [1])[0]
+    votes, imported = defaultdict(list), set()
     for r in labels(workspace, queue):
         votes[r["item_id"]].append(r["choice"])
+        if r["labeler"] == "imported":
+            imported.add(r["item_id"])
     out = []
     for it in items:
         choice = it["adjudicated"]
-        if choice is None and votes[it["id"]]:
+        complete = it["id"] in imported or len(votes[it["id"]]) >= need
+        if choice is None and votes[it["id"]] and complete:
             (top, n), *rest = Counter(votes[it["id"]]).most_common() + [(None, 0)]
             choice = top if n > rest[0][1] else None
         if choice in ("a", "b"):

@@ -25,13 +25,15 @@ ROUGE = [("rouge1", "ROUGE-1"), ("rouge2", "ROUGE-2"), ("rougeL", "ROUGE-L"), ("
 INS_STYLE = "background:#DCFCE7;color:#14532D;text-decoration:none;border-radius:3px;padding:0 2px"
 DEL_STYLE = "background:#FEE2E2;color:#7F1D1D;border-radius:3px;padding:0 2px"
 CSS = """
-body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;color:#1F2333;max-width:1100px;margin:24px auto;padding:0 16px}
+body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;color:#1F2333;max-width:1100px;
+     margin:24px auto;padding:0 16px}
 h1{font-size:22px;margin:0 0 4px}h2{font-size:16px;margin:28px 0 8px;border-bottom:1px solid #E2E8F0;padding-bottom:4px}
 .meta{color:#64748B;font-size:12.5px}.cards{display:flex;gap:12px;flex-wrap:wrap;margin-top:16px}
 .card{border:1px solid #E2E8F0;border-radius:8px;padding:10px 14px;min-width:190px}
 .card .v{font-size:24px;font-weight:600}.card .l{color:#64748B;font-size:12.5px}
 .up{color:#15803D}.down{color:#B91C1C}.ci{color:#64748B;font-size:12px}
-table{border-collapse:collapse;width:100%;font-size:13px}th,td{padding:4px 8px;border-bottom:1px solid #F1F5F9;text-align:left;vertical-align:top}
+table{border-collapse:collapse;width:100%;font-size:13px}
+th,td{padding:4px 8px;border-bottom:1px solid #F1F5F9;text-align:left;vertical-align:top}
 th{color:#475569;font-weight:600}td.n{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 .bar{height:8px;border-radius:4px;display:block;margin:2px 0}.b{background:#94A3B8}.t{background:#4F46E5}
 .row{border:1px solid #E2E8F0;border-radius:8px;padding:8px 12px;margin:8px 0}.row .k{color:#64748B;font-size:12px}
@@ -127,7 +129,8 @@ def _rouge(base: dict, tuned: dict | None) -> str:
             rows.append(f"<tr><td>{label} {kind if kind != 'f1' else 'F1'}</td>{cells}</tr>")
     if not rows:
         return ""
-    head = "<tr><th>Score</th><th>Base</th><th></th>" + ("<th>Tuned</th><th></th><th>Δ</th>" if tuned else "") + "</tr>"
+    head = ("<tr><th>Score</th><th>Base</th><th></th>" + ("<th>Tuned</th><th></th><th>Δ</th>" if tuned else "")
+            + "</tr>")
     return f"<h2>ROUGE</h2><table>{head}{''.join(rows)}</table>"
 
 
@@ -142,13 +145,15 @@ def _regressions(predictions: list[dict], top: int) -> str:
     broken = sorted((p for p in predictions if p.get("change") == "broken"), key=lambda p: p.get("delta") or 0.0)
     rows = []
     for p in broken[:top]:
-        rows.append(f'<div class="row"><div class="k">line {p.get("line", "?")} · score {p.get("base_score", 0):.2f} → '
-                    f'{p.get("tuned_score", 0):.2f} ({p.get("delta", 0):+.2f})</div>'
+        rows.append(f'<div class="row"><div class="k">line {p.get("line", "?")} · score '
+                    f'{p.get("base_score", 0):.2f} → {p.get("tuned_score", 0):.2f} ({p.get("delta", 0):+.2f})</div>'
                     f'<div><span class="k">Input</span> {_clip(p.get("input_text"))}</div>'
                     f'<div><span class="k">Reference</span> {_clip(p.get("reference"))}</div>'
-                    f'<div><span class="k">Base → tuned</span> {word_diff_html(p.get("base"), p.get("tuned"))}</div></div>')
+                    f'<div><span class="k">Base → tuned</span> {word_diff_html(p.get("base"), p.get("tuned"))}'
+                    '</div></div>')
     body = "".join(rows) or "<p class=meta>No row got worse after tuning.</p>"
-    more = f"<p class=meta>{len(broken) - top} more broken rows are in predictions.jsonl.</p>" if len(broken) > top else ""
+    more = (f"<p class=meta>{len(broken) - top} more broken rows are in predictions.jsonl.</p>"
+            if len(broken) > top else "")
     return (f"<h2>What tuning changed, row by row</h2><p>{summary}</p>"
             f"<h2>Top regressions</h2><p class=meta>Rows the tuned model answers worse than the base model, worst "
             f"first. Red: only in the base answer; green: only in the tuned answer.</p>{body}{more}")

@@ -131,3 +131,158 @@ def rouge_figure(base: dict, tuned: dict | None, kind: str = "f1") -> go.Figure:
                         text=[f"{v:.3f}" for v in vals], textposition="outside")
     fig.update_yaxes(title=kind.capitalize() if kind != "f1" else "F1", rangemode="tozero")
     return _style(fig, 340, barmode="group")
+
+
+def metric_bars_figure(base: dict, tuned: dict | None, names: list[tuple[str, str]]) -> go.Figure:
+    """Base and tuned bars for a task's metrics, with the bootstrap 95% interval as an error bar where
+    core.metrics.confidence_intervals gave one (metrics.json's confidence_95)."""
+    fig = go.Figure()
+    for label, m, color in (("Base", base, BASE_COLOR), ("Tuned", tuned, TUNED_COLOR)):
+        if not m:
+            continue
+        vals = [m.get(k, 0.0) for k, _ in names]
+        ci = m.get("confidence_95") or {}
+        plus = [ci[k][1] - v if k in ci else 0.0 for (k, _), v in zip(names, vals)]
+        minus = [v - ci[k][0] if k in ci else 0.0 for (k, _), v in zip(names, vals)]
+        fig.add_bar(x=[n for _, n in names], y=vals, name=label, marker_color=color,
+                    text=[f"{v:.3f}" for v in vals], textposition="inside", insidetextanchor="end",
+                    error_y=dict(type="data", symmetric=False, array=plus, arrayminus=minus, color="#334155",
+                                 thickness=1.2, width=6))
+    fig.update_yaxes(title="Score", rangemode="tozero")
+    return _style(fig, 340, barmode="group")
+
+
+def answer_length_figure(reference_words: list[int], answers: dict[str, list[int | None]]) -> go.Figure:
+    """Answer length against reference length (words) per row, one colour per model; on the dashed
+    diagonal an answer is as long as its reference."""
+    fig = go.Figure()
+    colors = {"base": BASE_COLOR, "tuned": TUNED_COLOR}
+    top = max([*reference_words, *(n for v in answers.values() for n in v if n is not None)], default=1)
+    fig.add_scatter(x=[0, top], y=[0, top], mode="lines", name="same length", hoverinfo="skip",
+                    line=dict(color="#CBD5E1", dash="dash", width=1))
+    for name, lengths in answers.items():
+        pts = [(r, n) for r, n in zip(reference_words, lengths) if n is not None]
+        fig.add_scatter(x=[r for r, _ in pts], y=[n for _, n in pts], mode="markers", name=name.capitalize(),
+                        marker=dict(color=colors.get(name, PRIMARY), size=7, opacity=0.75),
+                        hovertemplate=f"reference %{{x}} words · {name} %{{y}} words<extra></extra>")
+    fig.update_xaxes(title="Reference length (words)", rangemode="tozero")
+    fig.update_yaxes(title="Answer length (words)", rangemode="tozero")
+    return _style(fig, 340)
+
+
+# ---------------------------------------------------------------- run monitoring and comparison
+
+# One colour per run when runs are overlaid (the first is the studio's primary colour).
+RUN_COLORS = ["#4F46E5", "#F59E0B", "#10B981", "#EF4444", "#06B6D4", "#8B5CF6", "#EC4899", "#84CC16",
+              "#64748B", "#F97316"]
+BEST_COLOR = "#10B981"
+# Below this many logged steps the raw train loss is readable as it is; smoothing would only lag.
+SMOOTH_MIN_POINTS = 10
+
+
+def ema(values: list[float], weight: float | None = None) -> list[float]:
+    """Exponential moving average with TensorBoard's debiasing (early points are not pulled towards 0).
+    The default weight grows with the number of points: longer runs are noisier per point."""
+    if weight is None:
+        weight = min(0.95, max(0.6, 1 - 10 / max(1, len(values))))
+    out, avg = [], 0.0
+    for i, v in enumerate(values, start=1):
+        avg = weight * avg + (1 - weight) * v
+        out.append(avg / (1 - weight ** i))
+    return out
+
+
+def train_loss_figure(metrics: list[dict], smooth: bool = True, best: tuple[int, float, str] | None = None
+                      ) -> go.Figure | None:
+    """Train loss (raw, and smoothed when there are enough steps) and eval loss against the step;
+    `best` = (step, eval loss, label) marks the step whose adapter was kept."""
+    train = [(m["step"], m["loss"]) for m in metrics if m.get("loss") is not None]
+    evals = [(m["step"], m["eval_loss"]) for m in metrics if m.get("eval_loss") is not None]
+    if not train and not evals:
+        return None
+    smoothed = smooth and len(train) >= SMOOTH_MIN_POINTS
+    fig = go.Figure()
+    if train:
+        steps, values = [s for s, _ in train], [v for _, v in train]
+        fig.add_scatter(x=steps, y=values, name="Train loss", mode="lines",
+                        line=dict(color=TUNED_COLOR, width=1 if smoothed else 2), opacity=0.35 if smoothed else 1)
+        if smoothed:
+            fig.add_scatter(x=steps, y=ema(values), name="Train loss (smoothed)", mode="lines",
+                            line=dict(color=TUNED_COLOR, width=2.5))
+    if evals:
+        fig.add_scatter(x=[s for s, _ in evals], y=[v for _, v in evals], name="Eval loss", mode="lines+markers",
+                        line=dict(color=EVAL_COLOR, width=2, dash="dot"), marker=dict(size=8))
+    if best:
+        step, value, label = best
+        fig.add_vline(x=step, line=dict(color=BEST_COLOR, width=1.5, dash="dash"))
+        fig.add_annotation(x=step, y=value, text=label, showarrow=True, arrowhead=2, arrowcolor=BEST_COLOR, ax=0,
+                           ay=-36, font=dict(color=BEST_COLOR), bgcolor="rgba(255,255,255,0.85)")
+    fig.update_xaxes(title="Step", rangemode="tozero")
+    fig.update_yaxes(title="Loss")
+    return _style(fig, 340, hovermode="x unified")
+
+
+def series_figure(metrics: list[dict], series: list[tuple[str, str, str]], y_title: str,
+                  percent: bool = False, height: int = 240) -> go.Figure | None:
+    """Small line chart of metrics.jsonl fields against the step: series = [(field, name, colour)];
+    eval fields (logged every few steps) get markers."""
+    fig = go.Figure()
+    for key, name, color in series:
+        points = [(m["step"], m[key]) for m in metrics if m.get(key) is not None]
+        if points:
+            sparse = key.startswith("eval_")
+            fig.add_scatter(x=[s for s, _ in points], y=[v for _, v in points], name=name,
+                            mode="lines+markers" if sparse else "lines", marker=dict(size=7),
+                            line=dict(color=color, width=2, dash="dot" if sparse else "solid"))
+    if not fig.data:
+        return None
+    fig.update_xaxes(title="Step", rangemode="tozero")
+    fig.update_yaxes(title=y_title, tickformat=".0%" if percent else None,
+                     exponentformat="e" if not percent else None)
+    return _style(fig, height, hovermode="x unified")
+
+
+def rewards_figure(metrics: list[dict]) -> go.Figure | None:
+    """DPO: how often the chosen answer out-scores the rejected one (reward accuracy), and by how much
+    (reward margin), on training batches and on the held-out pairs."""
+    panels = (("Reward accuracy", "rewards_accuracies"), ("Reward margin", "rewards_margins"))
+    fig = make_subplots(rows=1, cols=2, subplot_titles=[t for t, _ in panels], horizontal_spacing=0.1)
+    for col, (_, key) in enumerate(panels, start=1):
+        for field, name, color, dash in ((key, "Train", TUNED_COLOR, "solid"), (f"eval_{key}", "Eval", EVAL_COLOR, "dot")):
+            points = [(m["step"], m[field]) for m in metrics if m.get(field) is not None]
+            if points:
+                fig.add_scatter(x=[s for s, _ in points], y=[v for _, v in points], name=name, legendgroup=name,
+                                showlegend=col == 1, mode="lines+markers" if dash == "dot" else "lines",
+                                line=dict(color=color, width=2, dash=dash), marker=dict(size=7), row=1, col=col)
+    if not fig.data:
+        return None
+    fig.update_yaxes(tickformat=".0%", range=[0, 1.05], row=1, col=1)
+    fig.update_xaxes(title="Step", rangemode="tozero")
+    _style(fig, 290, margin=dict(l=8, r=8, t=64, b=8))
+    return fig.update_layout(legend_y=1.14)  # above the panel titles
+
+
+def compare_loss_figure(curves: list[tuple[str, list[dict]]]) -> go.Figure | None:
+    """Several runs overlaid, one colour per run: train loss (smoothed where long enough) on the left,
+    eval loss on the right. curves = [(run label, metrics.jsonl records)]."""
+    fig = make_subplots(rows=1, cols=2, subplot_titles=["Train loss", "Eval loss"], horizontal_spacing=0.08)
+    for i, (label, metrics) in enumerate(curves):
+        color = RUN_COLORS[i % len(RUN_COLORS)]
+        train = [(m["step"], m["loss"]) for m in metrics if m.get("loss") is not None]
+        evals = [(m["step"], m["eval_loss"]) for m in metrics if m.get("eval_loss") is not None]
+        values = [v for _, v in train]
+        if len(values) >= SMOOTH_MIN_POINTS:
+            values = ema(values)
+        first = True
+        for col, points, ys, mode in ((1, train, values, "lines"), (2, evals, [v for _, v in evals], "lines+markers")):
+            if points:
+                fig.add_scatter(x=[s for s, _ in points], y=ys, name=label, legendgroup=label, showlegend=first,
+                                mode=mode, line=dict(color=color, width=2), marker=dict(size=7), row=1, col=col,
+                                hovertemplate=f"{label}<br>step %{{x}}: %{{y:.4f}}<extra></extra>")
+                first = False
+    if not fig.data:
+        return None
+    fig.update_xaxes(title="Step", rangemode="tozero")
+    fig.update_yaxes(title="Loss", row=1, col=1)
+    _style(fig, 380, margin=dict(l=8, r=8, t=72, b=8))
+    return fig.update_layout(legend_y=1.14)  # above the panel titles

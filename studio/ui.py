@@ -450,3 +450,49 @@ def _evaluation(out_dir: str, mtime: int) -> tuple[dict, pd.DataFrame]:
 def read_evaluation(out_dir: str | Path) -> tuple[dict, pd.DataFrame]:
     """(metrics.json, predictions as a DataFrame) of a finished evaluation, cached per file version."""
     return _evaluation(str(out_dir), _mtime(Path(out_dir) / "metrics.json"))
+
+
+@st.cache_data(show_spinner="Scoring the answers row by row…", max_entries=16)
+def _scored(out_dir: str, mtime: int) -> pd.DataFrame:
+    from core.evaluate import row_change  # the rule `studio evaluate` applies to new evaluations
+    from core.metrics import row_scores
+
+    metrics, df = _evaluation(out_dir, mtime)
+    df = df.copy()
+    if df.empty or "base_score" in df:
+        return df
+    # Written before per-row scores existed: score them now the way core.evaluate does.
+    labels = [r["label"] for r in (metrics.get("base") or {}).get("per_label", [])]
+    refs = df["reference"].astype(str).tolist()
+    for name in ("base", "tuned"):
+        if name in df:
+            answers = [None if a is None or (isinstance(a, float) and a != a) else str(a) for a in df[name]]
+            df[f"{name}_score"] = row_scores(metrics.get("task", ""), refs, answers, labels)
+    if "tuned_score" in df:
+        changes = [row_change(None if pd.isna(b) else b, None if pd.isna(t) else t)
+                   for b, t in zip(df["base_score"], df["tuned_score"])]
+        df["delta"], df["change"] = [d for d, _ in changes], [c for _, c in changes]
+    return df
+
+
+def scored_predictions(out_dir: str | Path) -> pd.DataFrame:
+    """predictions.jsonl with base_score / tuned_score / delta / change on every row, also for an
+    evaluation written before `studio evaluate` stored them; cached per file version."""
+    return _scored(str(out_dir), _mtime(Path(out_dir) / "metrics.json"))
+
+
+NEW_QUEUE = "\x00new"
+
+
+def queue_target(key: str, queues: list[str], default_new: str) -> str:
+    """Where preference pairs go: an existing labelling queue (the newest first chosen) or a new name.
+    Returns the queue name (maybe empty or invalid: core.preferences says so when it is used)."""
+    options = [NEW_QUEUE, *queues]
+    seed_choice(key, options, queues[-1] if queues else NEW_QUEUE)
+    c1, c2 = st.columns(2)
+    target = c1.selectbox("Preference queue", options, key=key,
+                          format_func=lambda n: "New queue…" if n == NEW_QUEUE else n)
+    if target != NEW_QUEUE:
+        return target
+    return c2.text_input("New queue name", value=default_new, key=f"{key}_new",
+                         help="Letters, digits, '.', '-' and '_'; up to 64.").strip()

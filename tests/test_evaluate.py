@@ -96,12 +96,12 @@ def test_bootstrap_interval_is_reproducible_with_a_seed_and_brackets_the_value()
 
 
 def test_per_row_change_marks_fixed_broken_unchanged():
-    from core.evaluate import _change
+    from core.evaluate import row_change
     from core.metrics import row_scores
 
     base = row_scores("classification", ["a", "b", "c"], ["a", "x", "c"], ["a", "b", "c"])
     tuned = row_scores("classification", ["a", "b", "c"], ["a", "b", "b"], ["a", "b", "c"])
-    assert [_change(b, t)[1] for b, t in zip(base, tuned)] == ["unchanged", "fixed", "broken"]
+    assert [row_change(b, t)[1] for b, t in zip(base, tuned)] == ["unchanged", "fixed", "broken"]
 
 
 def test_constrained_decoding_never_answers_off_label(tiny_model_dir):

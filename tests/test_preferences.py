@@ -120,3 +120,14 @@ def test_generate_two_candidates_per_prompt_into_a_queue(workspace, tiny_model_d
     items = [prefs.next_item(workspace, "gen", "x")]
     assert items[0] is not None and items[0]["prompt"].startswith("Say something")
     assert prefs.progress(workspace, "gen")["items"] >= 1
+
+
+def test_an_item_exports_only_with_its_k_labels(tmp_path):
+    prefs.create_queue(tmp_path, "k2", labels_per_item=2)
+    [item] = prefs.add_pairs(tmp_path, "k2", [{"prompt": "p", "answer_a": "x", "answer_b": "y"}])
+    pick_a = lambda who: "second" if prefs.flipped(item, who) else "first"  # noqa: E731
+    prefs.submit(tmp_path, item, "ann", pick_a("ann"))
+    assert prefs.export(tmp_path, "k2", "dpo") == []  # one label of two
+    prefs.submit(tmp_path, item, "bob", pick_a("bob"))
+    assert prefs.export(tmp_path, "k2", "dpo") == [{"prompt": "p", "chosen": "x", "rejected": "y"}]
+    assert prefs.get_item(tmp_path, item)["answer_a"] == "x"

@@ -1,5 +1,5 @@
 """Playground: the base model and a tuned run answer the same input side by side, through the run's
-own prompt template."""
+own prompt template, streamed token by token; a pair of answers can be saved for preference labelling."""
 from __future__ import annotations
 
 import random
@@ -7,13 +7,15 @@ from pathlib import Path
 
 import streamlit as st
 
-from core import runs
+from core import preferences
 from core.config import ConfigError, GenerationConfig
 from core.data import DataError
-from core.generate import generate_texts
+from core.generate import stream_text
 from core.models import ModelError
 from core.templates import PLACEHOLDER, render_prompt
 from studio import charts, ui
+
+HISTORY = 20
 
 
 def fill_example(config: dict) -> None:
@@ -33,14 +35,109 @@ def clear_reference() -> None:
     st.session_state.pop("pg_reference", None)
 
 
-def answer_card(title: str, result: dict, color: str) -> None:
+def reuse(prompt: str) -> None:
+    st.session_state["pg_prompt"] = prompt
+    clear_reference()
+
+
+def remember(prompt: str) -> None:
+    """This session's inputs, newest first, without repeats."""
+    history = [p for p in st.session_state.get("pg_history", []) if p != prompt]
+    st.session_state["pg_history"] = [prompt, *history][:HISTORY]
+
+
+def history_list() -> None:
+    history = st.session_state.get("pg_history", [])
+    if not history:
+        return
+    with st.expander(f"Recent inputs ({len(history)})", icon=":material/history:"):
+        for i, text in enumerate(history):
+            one_line = " ".join(text.split())
+            st.button(one_line if len(one_line) <= 110 else one_line[:110] + " …", key=f"pg_hist_{i}",
+                      type="tertiary", on_click=reuse, args=(text,), help="Put this input back in the box.")
+
+
+def stats_line(r: dict) -> str:
+    n, first = r["new_tokens"], r.get("first_token_s")
+    parts = [f":material/timer: {r['seconds']:.2f} s"]
+    parts += [f"first token {first:.2f} s"] if first is not None else []
+    parts += [f"{n} token{'' if n == 1 else 's'}", f"{r.get('tokens_per_s') or 0.0:,.1f} tokens/s"]
+    return " · ".join(parts)
+
+
+def answer_pane(title: str, color: str):
+    """A bordered pane; returns (text slot, stats slot) to fill, live while streaming or at once."""
     with st.container(border=True):
         st.markdown(f"<span style='color:{color}'>●</span> **{title}**", unsafe_allow_html=True)
-        st.markdown(result["text"] or "_(empty answer)_")
-        secs = result["seconds"]
-        rate = result["new_tokens"] / secs if secs else 0.0
-        n = result["new_tokens"]
-        st.caption(f":material/timer: {secs:.2f} s · {n} token{'' if n == 1 else 's'} · {rate:,.1f} tokens/s")
+        return st.empty(), st.empty()
+
+
+def show_answer(slots, r: dict) -> None:
+    text, stats = slots
+    text.markdown(r["text"] or "_(empty answer)_")
+    stats.caption(stats_line(r))
+
+
+def stream_into(slots, model, tok, rendered: str, gen: GenerationConfig) -> dict:
+    """Stream one answer into its pane; returns stream_text's closing statistics."""
+    text, shown = slots[0], ""
+    for piece in stream_text(model, tok, rendered, gen):
+        if isinstance(piece, dict):
+            show_answer(slots, piece)
+            return piece
+        shown += piece
+        text.markdown(shown + " ▌")
+    return {"text": shown, "new_tokens": 0, "seconds": 0.0, "first_token_s": None, "tokens_per_s": 0.0}
+
+
+def panes(result: dict):
+    """The side-by-side (or single) answer panes of a result: {key: slots}."""
+    if result["run_id"]:
+        left, right = st.columns(2, gap="medium")
+        with left:
+            base = answer_pane(f"Base model — {result['model']}", charts.BASE_COLOR)
+        with right:
+            tuned = answer_pane(f"Tuned — {result['run_id']}", charts.TUNED_COLOR)
+        return {"base": base, "tuned": tuned}
+    return {"base": answer_pane(f"Base model — {result['model']}", charts.BASE_COLOR)}
+
+
+def _save(ws: Path, result: dict, target: str) -> None:
+    res = result["results"]
+    try:
+        ids = preferences.add_pairs(ws, target, [{
+            "prompt": result["prompt"], "answer_a": res["tuned"]["text"], "answer_b": res["base"]["text"],
+            "source_a": f"tuned:{result['run_id']}", "source_b": f"base:{result['model']}",
+            "meta": {"from": "playground", **result.get("settings", {})}}])
+    except ValueError as e:
+        st.session_state["pg_save_error"] = str(e)
+    else:
+        result["saved_to"] = f"{target} (item {ids[0]})"
+
+
+def save_pair(ws: Path, result: dict) -> None:
+    """The tuned and base answers as one preference pair (answer A = tuned, B = base) in a queue."""
+    with st.container(border=True):
+        st.markdown("**Save as preference pair**")
+        st.caption("Labelers on the Preferences page see both answers blind and pick the better one; curated "
+                   "pairs train a DPO run.")
+        target = ui.queue_target("pg_queue", [q["name"] for q in preferences.list_queues(ws)], "playground")
+        st.button("Save pair", icon=":material/bookmark_add:", key="pg_save", disabled=bool(result.get("saved_to")),
+                  on_click=_save, args=(ws, result, target))
+        if st.session_state.get("pg_save_error"):
+            st.error(f"**Could not save the pair:** {st.session_state.pop('pg_save_error')}", icon=":material/error:")
+        if result.get("saved_to"):
+            st.success(f"Saved to queue **{result['saved_to']}**.", icon=":material/check_circle:")
+
+
+def result_footer(ws: Path, result: dict, show_prompt: bool) -> None:
+    st.caption(f"Generated on {result['device']}.")
+    if show_prompt:
+        with st.container(border=True):
+            st.markdown("**Rendered prompt** (template filled in and wrapped in the chat template)")
+            st.code(result["rendered"], language=None, wrap_lines=True)
+    if "tuned" in result["results"]:
+        save_pair(ws, result)
 
 
 st.title("Playground")
@@ -64,24 +161,27 @@ with st.container(border=True):
         st.error(st.session_state.pop("pg_example_error"))
     if st.session_state.get("pg_reference"):
         st.caption(f"Expected answer in the data: **{st.session_state['pg_reference']}**")
+    history_slot = st.empty()  # filled last, so an input generated in this run is already listed
 
 with st.expander("Generation settings", icon=":material/tune:"):
-    c = st.columns(5)
+    c = st.columns(4)
     max_tokens = c[0].number_input("Max output tokens", 1, 2048, value=128, key="pg_max_tokens")
     temperature = c[1].number_input("Temperature", 0.0, 2.0, value=0.0, step=0.1, key="pg_temperature",
                                     help="0 is greedy: the same input always gives the same answer.")
     top_k = c[2].number_input("Top-k", 0, 1000, value=40, key="pg_top_k", help="Used when temperature > 0.")
     top_p = c[3].number_input("Top-p", 0.01, 1.0, value=0.95, step=0.05, key="pg_top_p",
                               help="Used when temperature > 0.")
-    seed = c[4].number_input("Seed", 0, 2**31 - 1, value=0, key="pg_seed")
     stops = st.text_input("Stop sequences", key="pg_stops", placeholder="e.g.  ###  |  \\n\\n",
                           help="The answer is cut at the first of these. Separate several with |; "
                                "write \\n for a line break.")
 
-b1, b2 = st.columns([1, 4], vertical_alignment="center")
+b1, b2, b3 = st.columns([1, 1, 3], vertical_alignment="bottom")
 clicked = b1.button("Generate", type="primary", icon=":material/play_arrow:", width="stretch")
-show_prompt = b2.toggle("Show the rendered prompt", key="pg_show_prompt")
+seed = b2.number_input("Seed", 0, 2**31 - 1, value=0, key="pg_seed",
+                       help="With temperature > 0, the same seed and input give the same answer again.")
+show_prompt = b3.toggle("Show the rendered prompt", key="pg_show_prompt")
 
+result = st.session_state.get("pg_result")
 if clicked:
     if not prompt.strip():
         st.warning("Write an input first.")
@@ -94,41 +194,33 @@ if clicked:
             with st.spinner("Loading the model (the first time can take a minute)…"):
                 model, tok, device = ui.load_model(model_name, adapter)
             rendered = render_prompt(tok, template, prompt)
-            results = {}
-            with st.spinner("Generating…"), ui.generation_lock():
+            remember(prompt)
+            result = {"results": {}, "prompt": prompt, "rendered": rendered, "model": model_name,
+                      "run_id": run["run_id"] if run else None, "device": device,
+                      "settings": {"temperature": gen.temperature, "top_k": gen.top_k, "top_p": gen.top_p,
+                                   "seed": gen.seed, "max_output_tokens": gen.max_output_tokens}}
+            slots = panes(result)
+            with ui.generation_lock():  # disable_adapter() briefly changes the shared model
                 if run:
                     with model.disable_adapter():
-                        stats: dict = {}
-                        results["base"] = {"text": generate_texts(model, tok, [rendered], gen, stats=stats)[0], **stats}
-                    stats = {}
-                    results["tuned"] = {"text": generate_texts(model, tok, [rendered], gen, stats=stats)[0], **stats}
+                        result["results"]["base"] = stream_into(slots["base"], model, tok, rendered, gen)
+                    result["results"]["tuned"] = stream_into(slots["tuned"], model, tok, rendered, gen)
                 else:
-                    stats = {}
-                    results["base"] = {"text": generate_texts(model, tok, [rendered], gen, stats=stats)[0], **stats}
-            st.session_state["pg_result"] = {"results": results, "prompt": prompt, "rendered": rendered,
-                                             "model": model_name, "run_id": run["run_id"] if run else None,
-                                             "device": device}
+                    result["results"]["base"] = stream_into(slots["base"], model, tok, rendered, gen)
+            st.session_state["pg_result"] = result
+            result_footer(ws, result, show_prompt)
         except (ModelError, ConfigError, ValueError, OSError, RuntimeError) as e:
             st.error(f"**Could not generate:** {e}", icon=":material/error:")
-
-result = st.session_state.get("pg_result")
-if result:
+elif result:
     if result["prompt"] != prompt or result["run_id"] != (run["run_id"] if run else None):
         st.caption(":material/history: These answers are for an earlier input or run; press Generate to refresh.")
-    if show_prompt:
-        with st.container(border=True):
-            st.markdown("**Rendered prompt** (template filled in and wrapped in the chat template)")
-            st.code(result["rendered"], language=None, wrap_lines=True)
-    res = result["results"]
-    if "tuned" in res:
-        left, right = st.columns(2, gap="medium")
-        with left:
-            answer_card(f"Base model — {result['model']}", res["base"], charts.BASE_COLOR)
-        with right:
-            answer_card(f"Tuned — {result['run_id']}", res["tuned"], charts.TUNED_COLOR)
-    else:
-        answer_card(f"Base model — {result['model']}", res["base"], charts.BASE_COLOR)
-    st.caption(f"Generated on {result['device']}.")
-elif not clicked:
+    slots = panes(result)
+    for name, r in result["results"].items():
+        show_answer(slots[name], r)
+    result_footer(ws, result, show_prompt)
+else:
     st.info("Pick a run, write an input and press **Generate**. Without a run, the base model answers the "
-            "input as it is.", icon=":material/chat:")
+            "input as it is. Answers stream in as they are written.", icon=":material/chat:")
+
+with history_slot.container():
+    history_list()
