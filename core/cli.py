@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 
 from core import jobs, runs
-from core.config import BASE_LEARNING_RATE, BUNDLED_MODEL, TASKS, ConfigError, GenerationConfig, LoraSettings, \
-    TuneConfig, recommend_steps
+from core.config import BASE_LEARNING_RATE, BUNDLED_MODEL, DPO_LEARNING_RATE, TASKS, ConfigError, GenerationConfig, LoraSettings, \
+    TuneConfig, recommend_dpo_steps, recommend_steps
 from core.data import MIN_EXAMPLES, DataError, load_dataset
 from core.templates import default_template
 
@@ -59,11 +59,11 @@ def build_dpo_config(a) -> tuple[TuneConfig, str]:
     if n < MIN_EXAMPLES:
         raise DataError(f"{source} has {n} usable pairs; DPO needs at least {MIN_EXAMPLES}",
                         hint="Label more pairs (ties and both-bad are left out).")
-    steps = a.steps or min(1000, max(50, round(2 * n / a.batch_size)))
+    steps = a.steps or recommend_dpo_steps(n, a.batch_size)
     cfg = TuneConfig(task=a.task, train_file=str(Path(a.train).resolve()) if a.train else f"queue:{a.queue}",
                      eval_file=str(Path(a.eval).resolve()) if a.eval else None, model=a.model,
                      template=a.template or "{input_text}", max_iterations=steps,
-                     learning_rate=a.learning_rate or 5e-5 * (a.learning_rate_multiplier or 1.0),
+                     learning_rate=a.learning_rate or DPO_LEARNING_RATE * (a.learning_rate_multiplier or 1.0),
                      batch_size=a.batch_size, max_seq_length=a.max_seq_length, eval_every=a.eval_every,
                      lora=LoraSettings(rank=a.lora_rank, alpha=a.lora_alpha or 2 * a.lora_rank),
                      device=a.device, seed=a.seed, name=a.name or "", method="dpo", beta=a.beta,

@@ -73,7 +73,7 @@ def cmd_delete(a) -> int:
         run_dir = runs.run_path(runs.workspace_dir(a.workspace), a.run_id)
         if not a.yes:
             return _fail(f"this deletes {run_dir} with its adapter and evaluations; add --yes to confirm")
-        runs.delete(run_dir)
+        jobs.delete_run(run_dir)
     except (ValueError, FileNotFoundError) as e:
         return _fail(str(e))
     print(f"deleted run {a.run_id}")

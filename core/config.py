@@ -10,6 +10,8 @@ TASKS = ("classification", "summarization", "text_generation")
 BUNDLED_MODEL = "bundled:SmolLM2-135M-Instruct"
 # The learning rate that `learning_rate_multiplier=1.0` stands for (a common LoRA default).
 BASE_LEARNING_RATE = 2e-4
+# DPO moves a model with a much smaller learning rate than supervised LoRA tuning.
+DPO_LEARNING_RATE = 5e-5
 # Reference step ranges per task (the cloud workflow's recommendations); see recommend_steps().
 STEP_RANGES = {"classification": (100, 500), "summarization": (200, 1000), "text_generation": (500, 1500)}
 
@@ -164,3 +166,8 @@ def recommend_steps(task: str, n_rows: int, batch_size: int, epochs: float = 3.0
     else:
         why += "."
     return steps, why
+
+
+def recommend_dpo_steps(n_pairs: int, batch_size: int) -> int:
+    """About two passes over the curated pairs, between 50 and 1000 steps."""
+    return min(1000, max(50, round(2 * n_pairs / max(1, batch_size))))

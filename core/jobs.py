@@ -209,3 +209,11 @@ def remove_from_queue(workspace: str | Path, run_id: str) -> None:
         runs.write_json(workspace / "queue.json", [r for r in waiting if r != run_id])
         runs.update_status(runs.runs_dir(workspace) / run_id, state="cancelled", finished=runs.now_iso(),
                            error=None, hint="Removed from the queue before it started.")
+
+
+def delete_run(run_dir: str | Path) -> None:
+    """Delete a run folder, taking it out of the queue first if it is waiting there."""
+    run_dir = Path(run_dir)
+    if run_dir.name in queue(run_dir.parent.parent):
+        remove_from_queue(run_dir.parent.parent, run_dir.name)
+    runs.delete(run_dir)

@@ -168,10 +168,14 @@ def summary(run: dict) -> dict:
     duration = None
     if started and finished:
         duration = (datetime.fromisoformat(finished) - datetime.fromisoformat(started)).total_seconds()
+    best = st.get("best_eval_loss")
+    if best is None:  # best checkpoint off, or a run from before it was recorded: the lowest logged
+        evals = [m["eval_loss"] for m in read_metrics(run["run_dir"]) if "eval_loss" in m]
+        best = min(evals) if evals else None
     return {"run_id": run["run_id"], "name": st.get("name") or run["run_id"], "state": st.get("state"),
             "model": cfg.get("model"), "dataset": Path(cfg.get("train_file") or "").name, "task": cfg.get("task"),
             "steps": st.get("step", 0), "max_steps": cfg.get("max_iterations"),
-            "best_eval_loss": st.get("best_eval_loss"), "best_step": st.get("best_step"),
+            "best_eval_loss": best, "best_step": st.get("best_step"),
             "duration_s": duration, "created": st.get("created")}
 
 

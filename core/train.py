@@ -106,7 +106,8 @@ def run_tuning(run_dir: str | Path, resume: bool = False):
     (for in-process callers and tests)."""
     run_dir = Path(run_dir)
     worker = Worker(run_dir)
-    (run_dir / CANCEL_FILE).unlink(missing_ok=True)
+    if resume:  # the cancel that stopped it last time; a cancel sent before a fresh start still counts
+        (run_dir / CANCEL_FILE).unlink(missing_ok=True)
     worker.status(state="running", started=runs.now_iso(), pid=os.getpid(), phase="loading model",
                   error=None, hint=None)
     heartbeat = threading.Thread(target=worker.beat, daemon=True)

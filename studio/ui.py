@@ -7,7 +7,6 @@ import os
 import re
 import secrets
 import threading
-import time
 from pathlib import Path
 
 import pandas as pd

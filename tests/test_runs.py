@@ -35,3 +35,20 @@ def test_atomic_json_leaves_no_temp_files(tmp_path):
 def test_run_ids_never_become_arbitrary_paths(tmp_path, bad):
     with pytest.raises(ValueError):
         runs.run_path(tmp_path, bad)
+
+
+def test_deleting_a_waiting_run_takes_it_out_of_the_queue(tmp_path):
+    from core import jobs
+
+    waiting = runs.create_run(tmp_path, {"task": "classification"})
+    runs.write_json(tmp_path / "queue.json", [waiting.name])
+    jobs.delete_run(waiting)
+    assert jobs.queue(tmp_path) == [] and not waiting.exists()
+
+
+def test_best_eval_loss_falls_back_to_the_lowest_logged(tmp_path):
+    run_dir = runs.create_run(tmp_path, {"task": "classification"})
+    for step, loss in ((2, 1.5), (4, 1.2), (6, 1.3)):
+        runs.append_metrics(run_dir, {"step": step, "eval_loss": loss})
+    [item] = runs.list_runs(tmp_path)
+    assert runs.summary(item)["best_eval_loss"] == 1.2
