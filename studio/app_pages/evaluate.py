@@ -168,17 +168,17 @@ def classification_dashboard(base: dict, tuned: dict | None) -> None:
              inverse=True)
     st.caption("Values are the tuned model's, with the change from the base model; off-label answers name "
                "no known class." if tuned else "Base model only: pick a tuned run to compare.")
-    left, right = st.columns([2, 3], gap="medium")
-    with left.container(border=True, height="stretch"):
+    with st.container(border=True):
         st.markdown("**F1 per class**")
         st.caption("Blue in the Δ column: tuning helped that class; red: it hurt.")
         ui.chart(charts.per_class_f1_figure(base, tuned))
-    with right.container(border=True, height="stretch"):
-        st.markdown("**Confusion matrix**")
+    with st.container(border=True):
+        st.markdown("**Confusion matrices**" if tuned else "**Confusion matrix**")
         st.caption("Rows are the true classes, columns the predicted ones; the diagonal is correct.")
-        tabs = st.tabs(["Tuned", "Base"] if tuned else ["Base"])
-        for tab, m in zip(tabs, [tuned, base] if tuned else [base]):
-            with tab:
+        shown = [("Base model", base), ("Tuned", tuned)] if tuned else [("Base model", base)]
+        for col, (title, m) in zip(st.columns(len(shown), gap="medium"), shown):
+            with col:
+                st.markdown(f"*{title}*")
                 ui.chart(charts.confusion_figure(m["confusion_matrix"]))
     with st.container(border=True):
         st.markdown("**Per-label metrics**")
