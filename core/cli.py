@@ -257,7 +257,8 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--beta", type=float, default=0.1, help="DPO: higher keeps the model closer to the base")
     t.add_argument("--eval", help="eval data for eval loss during tuning")
     t.add_argument("--task", required=True, choices=TASKS)
-    t.add_argument("--model", default=BUNDLED_MODEL, help="bundled model, hub id or local folder")
+    t.add_argument("--model", default=BUNDLED_MODEL,
+                   help="bundled model, hub id, local folder, or run:RUN_ID (a finished run, e.g. DPO after SFT)")
     t.add_argument("--template", help="prompt template with {input_text} (default: per task)")
     t.add_argument("--steps", type=int, help="max_iterations (default: recommended for the task and data)")
     t.add_argument("--learning-rate", type=float)

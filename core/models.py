@@ -68,11 +68,48 @@ def ensure_bundled_model(workspace: str | Path) -> Path:
     return target
 
 
+RUN_MODEL_PREFIX = "run:"
+
+
+def merged_run_model(workspace: str | Path, run_id: str) -> Path:
+    """A finished run as a model of its own (its adapter merged into its base), so a new run, such as
+    DPO after supervised tuning, can start from it: name it `run:RUN_ID`. Merged once, then cached."""
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    from core import runs
+
+    run_dir = runs.run_path(workspace, run_id)
+    target = model_cache_dir(workspace) / f"merged-{run_id}"
+    if (target / "config.json").exists():
+        return target
+    if not (run_dir / "adapter" / "adapter_config.json").exists():
+        raise ModelError(f"run {run_id} has no adapter to build on (state: {runs.read_status(run_dir).get('state')})")
+    base = resolve_model(runs.read_json(run_dir / "config.json")["model"], workspace)
+    model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32, use_safetensors=True)
+    merged = PeftModel.from_pretrained(model, str(run_dir / "adapter")).merge_and_unload()
+    tmp = target.parent / f".{target.name}.{uuid.uuid4().hex[:8]}"
+    merged.save_pretrained(tmp, safe_serialization=True)
+    load_tokenizer(str(run_dir / "adapter")).save_pretrained(tmp)
+    try:
+        tmp.rename(target)
+    except OSError:  # another process merged it first
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
 def resolve_model(name: str, workspace: str | Path) -> str:
-    """A loadable location for a model name: the bundled default, a local folder, or a hub id."""
+    """A loadable location for a model name: the bundled default, `run:RUN_ID` (a finished run merged
+    into its base), a local folder, or a hub id."""
     name = (name or BUNDLED_MODEL).strip()
     if name == BUNDLED_MODEL:
         return str(ensure_bundled_model(workspace))
+    if name.startswith(RUN_MODEL_PREFIX):
+        try:
+            return str(merged_run_model(workspace, name[len(RUN_MODEL_PREFIX):]))
+        except (ValueError, FileNotFoundError) as e:
+            raise ModelError(str(e)) from e
     path = Path(name).expanduser()
     if path.is_dir():
         if not (path / "config.json").exists():

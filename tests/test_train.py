@@ -249,3 +249,33 @@ def test_base_pane_really_runs_without_the_adapter(workspace, tiny_model_dir, ti
         reference = plain(x).logits
     assert torch.allclose(base, reference, atol=1e-6)
     assert not torch.allclose(tuned, reference, atol=1e-4)
+
+
+def test_dpo_on_top_of_a_supervised_run(workspace, tiny_model_dir, tiny_classification, tmp_path):
+    """`run:RUN_ID` names a finished run as a base model: its adapter merged in, once."""
+    import json
+
+    from core.models import load_model, resolve_model
+
+    sft = runs.create_run(workspace, tiny_config(tiny_model_dir, *tiny_classification, steps=3))
+    run_tuning(sft)
+    rows = [json.loads(x) for x in tiny_classification[0].read_text().splitlines()]
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text("".join(json.dumps({"prompt": r["input_text"], "chosen": r["output_text"],
+                                         "rejected": "games" if r["output_text"] == "math" else "math"}) + "\n"
+                             for r in rows))
+    cfg = {**tiny_config(tiny_model_dir, pairs, pairs, steps=2, eval_every=2), "method": "dpo",
+           "model": f"run:{sft.name}", "eval_file": None}
+    dpo = runs.create_run(workspace, cfg)
+    run_tuning(dpo)
+    assert runs.read_status(dpo)["state"] == "succeeded"
+    merged = resolve_model(f"run:{sft.name}", workspace)
+    assert merged.endswith(f"merged-{sft.name}")
+    # The merged base equals the supervised run (base + adapter) on the same input.
+    tuned, _, _ = load_model(str(tiny_model_dir), workspace, "cpu", adapter=sft / "adapter")
+    plain, _, _ = load_model(f"run:{sft.name}", workspace, "cpu")
+    x = torch.tensor([[3, 14, 15, 92]])
+    with torch.no_grad():
+        assert torch.allclose(tuned(x).logits, plain(x).logits, atol=1e-4)
+    # ...and the DPO run loads for generation like any other run.
+    load_model(f"run:{sft.name}", workspace, "cpu", adapter=dpo / "adapter")

@@ -97,7 +97,8 @@ def dpo_data(ws: Path) -> dict | None:
 def model_input(col) -> str:
     return col.text_input("Base model", value=BUNDLED_MODEL, key="tune_model",
                           help="The bundled default works offline. Or a Hugging Face model id "
-                               "(e.g. HuggingFaceTB/SmolLM2-360M-Instruct) or a local model folder.")
+                               "(e.g. HuggingFaceTB/SmolLM2-360M-Instruct), a local model folder, or "
+                               "`run:RUN_ID` to start from a finished run (e.g. DPO after supervised tuning).")
 
 
 def template_card(data: dict) -> str:
