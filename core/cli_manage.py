@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from pathlib import Path
 
 from core import jobs, runs
@@ -184,10 +185,21 @@ def cmd_prefs(a) -> int:
 
             sides = [{"run": a.run_a, "model": a.model_a, "temperature": a.temperature_a, "seed": a.seed},
                      {"run": a.run_b, "model": a.model_b, "temperature": a.temperature_b, "seed": a.seed + 1}]
-            n = generate_candidates(ws, a.prompts, a.queue, *sides, limit=a.limit,
-                                    max_output_tokens=a.max_output_tokens,
-                                    progress=lambda d, t: print(f"\r{d}/{t} answers", end="", file=sys.stderr,
-                                                                flush=True))
+            def progress(done, total):
+                print(f"\r{done}/{total} answers", end="", file=sys.stderr, flush=True)
+                if a.status_dir:
+                    runs.update_status(a.status_dir, state="running", done=done, total=total,
+                                       heartbeat_ts=time.time())
+
+            try:
+                n = generate_candidates(ws, a.prompts, a.queue, *sides, limit=a.limit,
+                                        max_output_tokens=a.max_output_tokens, progress=progress)
+            except Exception as e:
+                if a.status_dir:
+                    runs.update_status(a.status_dir, state="failed", error=f"{type(e).__name__}: {e}")
+                raise
+            if a.status_dir:
+                runs.update_status(a.status_dir, state="succeeded", pairs=n, finished=runs.now_iso())
             print(f"\nadded {n} pairs to queue {a.queue} (identical answers are left out)")
         elif a.prefs_command == "export":
             rows = prefs.export(ws, a.queue, a.format)
@@ -243,6 +255,7 @@ def _prefs_parser(sub, common) -> None:
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--limit", type=int)
     g.add_argument("--max-output-tokens", type=int, default=128)
+    g.add_argument("--status-dir", help="write progress to STATUS_DIR/status.json (for background jobs)")
     for p in (i, e, st, g):
         p.set_defaults(func=cmd_prefs)
 

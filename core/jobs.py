@@ -217,3 +217,28 @@ def delete_run(run_dir: str | Path) -> None:
     if run_dir.name in queue(run_dir.parent.parent):
         remove_from_queue(run_dir.parent.parent, run_dir.name)
     runs.delete(run_dir)
+
+
+def start_candidates(workspace: str | Path, prompts_file: str | Path, queue: str, a: dict, b: dict,
+                     limit: int | None = None) -> Path:
+    """Generate two candidates per prompt into a labeling queue in the background
+    (`studio prefs generate`); progress and the outcome are in the returned folder's status.json."""
+    from datetime import datetime
+
+    out_dir = Path(workspace) / "jobs" / f"candidates-{datetime.now():%Y%m%d-%H%M%S}-{os.getpid() % 1000}"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    runs.write_json(out_dir / "status.json", {"state": "queued", "created": runs.now_iso(), "done": 0,
+                                              "queue": queue, "kind": "candidates"})
+    args = ["-m", "core.cli", "prefs", "generate", "--prompts", str(prompts_file), "--queue", queue,
+            "--workspace", str(workspace), "--status-dir", str(out_dir),
+            "--temperature-a", str(a.get("temperature", 0.0)), "--temperature-b", str(b.get("temperature", 0.9))]
+    for side, spec in (("a", a), ("b", b)):
+        if spec.get("run"):
+            args += [f"--run-{side}", spec["run"]]
+        elif spec.get("model"):
+            args += [f"--model-{side}", spec["model"]]
+    if limit:
+        args += ["--limit", str(limit)]
+    proc = _spawn(args, out_dir / "worker.log")
+    runs.update_status(out_dir, pid=proc.pid, heartbeat_ts=time.time())
+    return out_dir

@@ -388,3 +388,27 @@ def test_word_diff_marks_removed_and_added_words_and_escapes():
     assert out.endswith("answer")
     assert word_diff_html("same words", "same words") == "same words"
     assert word_diff_html(None, "new") .endswith(">new</ins>")
+
+
+def test_generate_candidates_starts_a_background_job_and_shows_its_outcome(ws, monkeypatch):
+    from core import jobs
+
+    make_queue(ws)
+    run_dir = finished_run(ws)
+    calls = []
+
+    def fake_start(workspace, prompts, queue, a, b, limit=None):
+        calls.append((Path(prompts).name, queue, a, b, limit))
+        out = Path(workspace) / "jobs" / "candidates-test"
+        runs.write_json(out / "status.json", {"state": "succeeded", "pairs": 7, "queue": queue, "done": 4, "total": 4})
+        return out
+
+    monkeypatch.setattr(jobs, "start_candidates", fake_start)
+    at = as_labeler("ann")
+    at.selectbox(key="pf_gen_b").set_value(next(o for o in at.selectbox(key="pf_gen_b").options if run_dir.name in o))
+    at.button(key="pf_gen_start").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    [(prompts, queue, a, b, limit)] = calls
+    assert queue == "q" and a["temperature"] == 0.0 and b == {"run": run_dir.name, "temperature": 0.9}
+    assert limit == 20 and prompts.endswith(".jsonl")
+    assert any("Added **7** pairs" in s.value for s in at.success)

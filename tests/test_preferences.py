@@ -131,3 +131,15 @@ def test_an_item_exports_only_with_its_k_labels(tmp_path):
     prefs.submit(tmp_path, item, "bob", pick_a("bob"))
     assert prefs.export(tmp_path, "k2", "dpo") == [{"prompt": "p", "chosen": "x", "rejected": "y"}]
     assert prefs.get_item(tmp_path, item)["answer_a"] == "x"
+
+
+def test_candidates_as_a_background_job(workspace, tiny_model_dir, tmp_path):
+    from core import jobs, runs
+
+    prompts = tmp_path / "prompts.csv"
+    prompts.write_text("prompt\n" + "".join(f"Tell me about item {i}\n" for i in range(3)))
+    out = jobs.start_candidates(workspace, prompts, "bg", {"model": str(tiny_model_dir), "temperature": 1.2},
+                                {"model": str(tiny_model_dir), "temperature": 1.5})
+    status = jobs.wait(out, poll=0.5, timeout=240)
+    assert status["state"] == "succeeded", runs.log_tail(out)
+    assert status["done"] == status["total"] == 6 and status["pairs"] == prefs.progress(workspace, "bg")["items"]

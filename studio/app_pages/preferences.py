@@ -39,4 +39,5 @@ with review_tab:
 with io_tab:
     label_views.import_pairs(ws, queue)
     if queue:
+        label_views.generate_candidates(ws, queue)
         label_views.export_pairs(ws, queue)
