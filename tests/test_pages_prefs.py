@@ -412,3 +412,35 @@ def test_generate_candidates_starts_a_background_job_and_shows_its_outcome(ws, m
     assert queue == "q" and a["temperature"] == 0.0 and b == {"run": run_dir.name, "temperature": 0.9}
     assert limit == 20 and prompts.endswith(".jsonl")
     assert any("Added **7** pairs" in s.value for s in at.success)
+
+
+def test_playground_adds_panes_for_checkpoints(ws, monkeypatch):
+    from core import generate, templates
+    from studio import ui
+    run_dir = finished_run(ws)
+    ckpt = run_dir / "checkpoints" / "checkpoint-2"
+    ckpt.mkdir(parents=True)
+    (ckpt / "adapter_config.json").write_text("{}")
+    loaded = []
+
+    def fake_load(name, adapter=None):
+        loaded.append(str(adapter))
+        return FakeModel(), None, "CPU"
+
+    def fake_stream(m, tok, prompt, cfg):
+        yield {"text": f"answer {len(loaded)}", "new_tokens": 2, "seconds": 0.2, "first_token_s": 0.1,
+               "tokens_per_s": 10.0}
+
+    monkeypatch.setattr(ui, "load_model", fake_load)
+    monkeypatch.setattr(generate, "stream_text", fake_stream)
+    monkeypatch.setattr(templates, "render_prompt", lambda tok, template, text: text)
+    at = open_page("playground")
+    at.selectbox(key="pg_run").set_value(run_dir.name).run()
+    label = f"{run_dir.name} · step 2"
+    assert label in at.multiselect(key="pg_extra").options
+    at.multiselect(key="pg_extra").set_value([label]).run()
+    at.text_area(key="pg_prompt").set_value("hello").run()
+    next(b for b in at.button if b.label == "Generate").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert str(ckpt) in loaded  # the checkpoint's adapter answered in its own pane
+    assert any(label in m.value for m in at.markdown)

@@ -1,5 +1,6 @@
-"""Playground: the base model and a tuned run answer the same input side by side, through the run's
-own prompt template, streamed token by token; a pair of answers can be saved for preference labelling."""
+"""Playground: the base model and a tuned run (plus, if asked, its checkpoints or other runs) answer the
+same input side by side, through the run's own prompt template, streamed token by token; a pair of
+answers can be saved for preference labelling."""
 from __future__ import annotations
 
 import random
@@ -90,16 +91,38 @@ def stream_into(slots, model, tok, rendered: str, gen: GenerationConfig) -> dict
     return {"text": shown, "new_tokens": 0, "seconds": 0.0, "first_token_s": None, "tokens_per_s": 0.0}
 
 
+EXTRA_COLORS = ["#0EA5E9", "#F59E0B", "#10B981", "#EC4899", "#8B5CF6", "#64748B"]
+
+
+def extra_choices(ws: Path, run: dict | None, model_name: str) -> dict[str, str]:
+    """More panes for the same input: the selected run's checkpoints and other finished runs on the
+    same base model. {label: adapter folder}."""
+    out = {}
+    if run:
+        ckpts = sorted((Path(run["run_dir"]) / "checkpoints").glob("checkpoint-*"),
+                       key=lambda p: int(p.name.rsplit("-", 1)[-1]) if p.name.rsplit("-", 1)[-1].isdigit() else 0)
+        for c in ckpts:
+            if (c / "adapter_config.json").exists():
+                out[f"{run['run_id']} · step {c.name.rsplit('-', 1)[-1]}"] = str(c)
+    for r in ui.finished_runs(ws):
+        if r["run_id"] != (run or {}).get("run_id") and (r["config"].get("model") or "") == model_name:
+            out[f"{r['status'].get('name') or r['run_id']} (run {r['run_id']})"] = str(Path(r["run_dir"]) / "adapter")
+    return out
+
+
 def panes(result: dict):
-    """The side-by-side (or single) answer panes of a result: {key: slots}."""
+    """The answer panes of a result, side by side (up to three a row): {key: slots}."""
+    specs = [("base", f"Base model — {result['model']}", charts.BASE_COLOR)]
     if result["run_id"]:
-        left, right = st.columns(2, gap="medium")
-        with left:
-            base = answer_pane(f"Base model — {result['model']}", charts.BASE_COLOR)
-        with right:
-            tuned = answer_pane(f"Tuned — {result['run_id']}", charts.TUNED_COLOR)
-        return {"base": base, "tuned": tuned}
-    return {"base": answer_pane(f"Base model — {result['model']}", charts.BASE_COLOR)}
+        specs.append(("tuned", f"Tuned — {result['run_id']}", charts.TUNED_COLOR))
+    specs += [(label, label, EXTRA_COLORS[i % len(EXTRA_COLORS)]) for i, label in enumerate(result.get("extra", {}))]
+    slots = {}
+    for row in range(0, len(specs), 3):
+        cols = st.columns(min(3, len(specs)) if len(specs) > 1 else 1, gap="medium")
+        for col, (key, title, color) in zip(cols, specs[row:row + 3]):
+            with col:
+                slots[key] = answer_pane(title, color)
+    return slots
 
 
 def _save(ws: Path, result: dict, target: str) -> None:
@@ -161,6 +184,10 @@ with st.container(border=True):
         st.error(st.session_state.pop("pg_example_error"))
     if st.session_state.get("pg_reference"):
         st.caption(f"Expected answer in the data: **{st.session_state['pg_reference']}**")
+    extras_available = extra_choices(ws, run, model_name)
+    extras = st.multiselect("More panes", list(extras_available), key="pg_extra",
+                            placeholder="Checkpoints of this run, or other runs on the same base model",
+                            help="Each pane answers the same input with its own adapter and the template above.")
     history_slot = st.empty()  # filled last, so an input generated in this run is already listed
 
 with st.expander("Generation settings", icon=":material/tune:"):
@@ -197,6 +224,7 @@ if clicked:
             remember(prompt)
             result = {"results": {}, "prompt": prompt, "rendered": rendered, "model": model_name,
                       "run_id": run["run_id"] if run else None, "device": device,
+                      "extra": {label: extras_available[label] for label in extras},
                       "settings": {"temperature": gen.temperature, "top_k": gen.top_k, "top_p": gen.top_p,
                                    "seed": gen.seed, "max_output_tokens": gen.max_output_tokens}}
             slots = panes(result)
@@ -207,6 +235,11 @@ if clicked:
                     result["results"]["tuned"] = stream_into(slots["tuned"], model, tok, rendered, gen)
                 else:
                     result["results"]["base"] = stream_into(slots["base"], model, tok, rendered, gen)
+            for label, adapter_dir in result["extra"].items():
+                with st.spinner(f"Loading {label}…"):
+                    other, other_tok, _ = ui.load_model(model_name, Path(adapter_dir))
+                with ui.generation_lock():
+                    result["results"][label] = stream_into(slots[label], other, other_tok, rendered, gen)
             st.session_state["pg_result"] = result
             result_footer(ws, result, show_prompt)
         except (ModelError, ConfigError, ValueError, OSError, RuntimeError) as e:
