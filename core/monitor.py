@@ -107,16 +107,7 @@ def write_samples(run_dir: Path, step: int, model, tokenizer, samples: list[dict
 
 
 def read_samples(run_dir: str | Path) -> list[dict]:
-    path = Path(run_dir) / SAMPLES_FILE
-    if not path.exists():
-        return []
-    out = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            out.append(json.loads(line))
-        except json.JSONDecodeError:
-            pass
-    return out
+    return runs.read_jsonl(Path(run_dir) / SAMPLES_FILE)
 
 
 def peak_memory_mb(device: str) -> float:

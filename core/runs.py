@@ -95,8 +95,9 @@ def append_metrics(run_dir: str | Path, record: dict) -> None:
         os.fsync(f.fileno())
 
 
-def read_metrics(run_dir: str | Path) -> list[dict]:
-    path = Path(run_dir) / "metrics.jsonl"
+def read_jsonl(path: str | Path) -> list[dict]:
+    """The complete lines of a JSON-lines file that another process may be appending to."""
+    path = Path(path)
     if not path.exists():
         return []
     out = []
@@ -106,6 +107,10 @@ def read_metrics(run_dir: str | Path) -> list[dict]:
         except json.JSONDecodeError:  # a line being written right now
             pass
     return out
+
+
+def read_metrics(run_dir: str | Path) -> list[dict]:
+    return read_jsonl(Path(run_dir) / "metrics.jsonl")
 
 
 def pid_alive(pid: int | None) -> bool:

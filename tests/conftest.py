@@ -54,6 +54,26 @@ def workspace(tmp_path, monkeypatch) -> Path:
     return ws
 
 
+@pytest.fixture
+def ws(tmp_path, monkeypatch) -> Path:
+    """A workspace for page tests: the studio reads STUDIO_WORKSPACE."""
+    monkeypatch.setenv("STUDIO_WORKSPACE", str(tmp_path))
+    return tmp_path
+
+
+def open_page(page: str):
+    """An AppTest on the real navigation (studio/app.py), switched to one page, run without exception."""
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(ROOT / "studio" / "app.py"), default_timeout=30)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    at.switch_page(f"app_pages/{page}.py")
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
 def write_jsonl(path: Path, rows: list[dict]) -> Path:
     path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     return path

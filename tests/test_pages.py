@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from conftest import open_page
+
 from core import runs
 from core.config import TuneConfig
 from core.evaluate import parse_label, task_metrics
@@ -19,20 +21,6 @@ SAMPLE = ROOT / "assets" / "classification_train.jsonl"
 LABELS = ["games", "mail", "science"]
 
 
-@pytest.fixture
-def ws(tmp_path, monkeypatch):
-    monkeypatch.setenv("STUDIO_WORKSPACE", str(tmp_path))
-    return tmp_path
-
-
-def open_page(page: str) -> AppTest:
-    at = AppTest.from_file(str(ROOT / "studio" / "app.py"), default_timeout=30)
-    at.run()
-    assert not at.exception
-    at.switch_page(f"app_pages/{page}.py")
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
 
 
 def chart_specs(at: AppTest) -> list[dict]:

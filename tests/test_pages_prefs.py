@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from conftest import open_page
+
 from core import preferences, runs
 from core.config import TuneConfig
 from core.evaluate import row_change
@@ -25,19 +27,6 @@ ANSWERS = {"base": ["games", "games", "I think science", "mail", "nonsense", "sc
            "tuned": ["games", "mail", "science", "games", "mail", "games"]}  # rows 2, 4, 5 fixed; row 6 broken
 
 
-@pytest.fixture
-def ws(tmp_path, monkeypatch):
-    monkeypatch.setenv("STUDIO_WORKSPACE", str(tmp_path))
-    return tmp_path
-
-
-def open_page(page: str) -> AppTest:
-    at = AppTest.from_file(str(ROOT / "studio" / "app.py"), default_timeout=30)
-    at.run()
-    at.switch_page(f"app_pages/{page}.py")
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
 
 
 def as_labeler(name: str) -> AppTest:

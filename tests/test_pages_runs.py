@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from conftest import open_page
+
 from core import jobs, runs
 from core.config import TuneConfig
 from core.monitor import SAMPLES_FILE
@@ -19,11 +21,6 @@ ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "assets" / "classification_train.jsonl"
 LABELS = ["games", "mail", "science"]
 
-
-@pytest.fixture
-def ws(tmp_path, monkeypatch):
-    monkeypatch.setenv("STUDIO_WORKSPACE", str(tmp_path))
-    return tmp_path
 
 
 @pytest.fixture
@@ -39,14 +36,6 @@ def launches(monkeypatch):
     monkeypatch.setattr(jobs, "start_tuning", lambda run_dir: calls["start_tuning"].append(Path(run_dir)))
     return calls
 
-
-def open_page(page: str) -> AppTest:
-    at = AppTest.from_file(str(ROOT / "studio" / "app.py"), default_timeout=30)
-    at.run()
-    at.switch_page(f"app_pages/{page}.py")
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
 
 
 def chart_specs(at: AppTest) -> list[dict]:
