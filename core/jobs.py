@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -111,6 +112,8 @@ def estimate_from(folder: str | Path, config: dict) -> dict | None:
     status = runs.read_status(folder)
     if status.get("state") not in runs.FINAL_STATES:
         return None
+    for heavy in ("adapter", "checkpoints"):  # a trial's weights are of no use; its timings are kept
+        shutil.rmtree(Path(folder) / heavy, ignore_errors=True)
     if status["state"] != "succeeded":
         return {"error": status.get("error", "the trial run failed"), "hint": status.get("hint", "")}
     times = [m["time"] for m in runs.read_metrics(folder) if "loss" in m]

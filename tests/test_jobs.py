@@ -57,6 +57,7 @@ def test_speed_estimate_is_measured_from_real_steps(workspace, tiny_model_dir, t
     assert est["total_seconds"] >= 200 * est["seconds_per_step"] * 0.99  # evals add to the steps
     assert est["peak_memory_mb"] > 100
     assert runs.list_runs(workspace) == []  # a trial is not a run
+    assert not (folder / "adapter").exists()  # and keeps no weights
 
 
 def test_queue_runs_one_job_at_a_time_in_order(workspace, tiny_model_dir, tiny_classification):
