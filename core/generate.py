@@ -31,6 +31,23 @@ def _only(sequences: list[list[int]], prompt_len: int, fallback: int):
     return allowed
 
 
+def _generate_kwargs(cfg: GenerationConfig, tokenizer) -> dict:
+    """model.generate() arguments for the knobs (seeding torch when sampling), shared by the batched and
+    the streaming paths so both answer alike."""
+    import torch
+
+    kwargs = dict(max_new_tokens=cfg.max_output_tokens, do_sample=cfg.temperature > 0,
+                  pad_token_id=tokenizer.pad_token_id)
+    if cfg.temperature > 0:
+        kwargs.update(temperature=cfg.temperature, top_k=cfg.top_k or None, top_p=cfg.top_p)
+        torch.manual_seed(cfg.seed)
+    else:  # silence sampling defaults some generation_config.json files carry
+        kwargs.update(temperature=None, top_k=None, top_p=None)
+    if cfg.stop_sequences:  # generation ends there; the text is cut there too (cut_at_stop)
+        kwargs.update(stop_strings=cfg.stop_sequences, tokenizer=tokenizer)
+    return kwargs
+
+
 def generate_texts(model, tokenizer, prompts: list[str], cfg: GenerationConfig | None = None,
                    progress: Callable[[int, int], None] | None = None, stats: dict | None = None,
                    only: list[list[int]] | None = None, keep_going: bool = False) -> list[str | None]:
@@ -44,22 +61,13 @@ def generate_texts(model, tokenizer, prompts: list[str], cfg: GenerationConfig |
     cfg = cfg or GenerationConfig()
     device = next(model.parameters()).device
     tokenizer.padding_side = "left"  # decoder-only models continue from the right edge
-    sample = cfg.temperature > 0
-    kwargs = dict(max_new_tokens=cfg.max_output_tokens, do_sample=sample, pad_token_id=tokenizer.pad_token_id)
-    if sample:
-        kwargs.update(temperature=cfg.temperature, top_k=cfg.top_k or None, top_p=cfg.top_p)
-    else:  # silence sampling defaults some generation_config.json files carry
-        kwargs.update(temperature=None, top_k=None, top_p=None)
-    if cfg.stop_sequences:
-        kwargs.update(stop_strings=cfg.stop_sequences, tokenizer=tokenizer)
+    kwargs = _generate_kwargs(cfg, tokenizer)
     # Batch prompts of similar length together: left padding to the longest prompt of a batch is
     # compute spent on nothing. Answers are put back in the caller's order at the end.
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
     ordered = [prompts[i] for i in order]
     out: list[str | None] = []
     new_tokens, t0 = 0, time.perf_counter()
-    if sample:
-        torch.manual_seed(cfg.seed)
     for i in range(0, len(ordered), cfg.batch_size):
         batch = ordered[i:i + cfg.batch_size]
         enc = tokenizer(batch, return_tensors="pt", padding=True).to(device)
@@ -105,14 +113,7 @@ def stream_text(model, tokenizer, prompt: str, cfg: GenerationConfig | None = No
     device = next(model.parameters()).device
     enc = tokenizer([prompt], return_tensors="pt").to(device)
     streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True)
-    sample = cfg.temperature > 0
-    kwargs = dict(**enc, max_new_tokens=cfg.max_output_tokens, do_sample=sample, streamer=streamer,
-                  pad_token_id=tokenizer.pad_token_id)
-    if sample:
-        kwargs.update(temperature=cfg.temperature, top_k=cfg.top_k or None, top_p=cfg.top_p)
-        torch.manual_seed(cfg.seed)
-    else:
-        kwargs.update(temperature=None, top_k=None, top_p=None)
+    kwargs = dict(**enc, streamer=streamer, **_generate_kwargs(cfg, tokenizer))
     result = {}
 
     def run():
