@@ -191,10 +191,6 @@ def catalog_list() -> None:
                           on_click=lambda n=name: st.session_state.update(ds_delete=n))
             if st.session_state.get("ds_delete") == name:
                 with st.container(border=True):
-                    st.warning(f"Delete **{name}**? Its train/eval copies in the catalog are removed; the source "
-                               "file and finished runs stay.", icon=":material/delete:")
-                    b1, b2, _ = st.columns([1, 1, 4])
-                    b1.button("Delete for good", type="primary", key=f"ds_delok::{name}", on_click=_delete,
-                              args=(name,))
-                    b2.button("Keep it", key=f"ds_delno::{name}",
-                              on_click=lambda: st.session_state.update(ds_delete=None))
+                    ui.confirm_delete("ds_delete", name, f"Delete **{name}**? Its train/eval copies in the catalog "
+                                      "are removed; the source file and finished runs stay.", _delete, (name,),
+                                      key="ds")

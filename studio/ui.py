@@ -495,3 +495,13 @@ def queue_target(key: str, queues: list[str], default_new: str) -> str:
         return target
     return c2.text_input("New queue name", value=default_new, key=f"{key}_new",
                          help="Letters, digits, '.', '-' and '_'; up to 64.").strip()
+
+
+def confirm_delete(state_key: str, item: str, message: str, on_delete, args: tuple, key: str) -> None:
+    """The "are you sure?" row under a Delete button, shown while session_state[state_key] == item."""
+    if st.session_state.get(state_key) != item:
+        return
+    st.warning(message, icon=":material/delete:")
+    b1, b2, _ = st.columns([1, 1, 4])
+    b1.button("Delete for good", type="primary", key=f"{key}_delok::{item}", on_click=on_delete, args=args)
+    b2.button("Keep it", key=f"{key}_delno::{item}", on_click=lambda: st.session_state.update({state_key: None}))

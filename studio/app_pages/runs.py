@@ -73,14 +73,9 @@ def manage(item: dict) -> None:
                     icon=":material/edit:")
         c[2].button("Delete", key=f"runs_del::{run_id}", width="stretch", icon=":material/delete:",
                     on_click=lambda: st.session_state.update(runs_delete=run_id))
-        if st.session_state.get("runs_delete") == run_id:
-            st.warning(f"Delete **{status.get('name') or run_id}**? Its folder goes: adapter, checkpoints, metrics, "
-                       "evaluations and log. This cannot be undone.", icon=":material/delete:")
-            b1, b2, _ = st.columns([1, 1, 4])
-            b1.button("Delete for good", type="primary", key=f"runs_delok::{run_id}", on_click=_delete,
-                      args=(run_dir,))
-            b2.button("Keep it", key=f"runs_delno::{run_id}",
-                      on_click=lambda: st.session_state.update(runs_delete=None))
+        ui.confirm_delete("runs_delete", run_id, f"Delete **{status.get('name') or run_id}**? Its folder goes: "
+                          "adapter, checkpoints, metrics, evaluations and log. This cannot be undone.",
+                          _delete, (run_dir,), key="runs")
 
 
 # ---------------------------------------------------------------- several runs
