@@ -1,17 +1,26 @@
-"""Typed settings for tuning and generation. Validation lives in __post_init__ so a bad value
-fails where it is made (CLI flag, page widget or config.json), with a message that names it."""
+"""Typed settings for every kind of job (tuning, evaluation, candidate pairs) and for generation.
+Validation lives in __post_init__ so a bad value fails where it is made (CLI flag, page widget or
+job.json), with a message that names it. A request (CLI flags, page widgets, later a SQL statement)
+becomes a config through one constructor per kind — TuneConfig.sft, TuneConfig.dpo, EvalConfig,
+CandidatesConfig — which holds that kind's defaults."""
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-TASKS = ("classification", "summarization", "text_generation")
+from core.data import MIN_EXAMPLES, DataError
+from core.names import DEVICES, EVAL_TASKS, METHODS, QUEUE_NAME, TASKS
+from core.templates import PLACEHOLDER, default_template
+
 BUNDLED_MODEL = "bundled:SmolLM2-135M-Instruct"
 # The learning rate that `learning_rate_multiplier=1.0` stands for (a common LoRA default).
 BASE_LEARNING_RATE = 2e-4
 # DPO moves a model with a much smaller learning rate than supervised LoRA tuning.
 DPO_LEARNING_RATE = 5e-5
+BASE_LEARNING_RATES = {"sft": BASE_LEARNING_RATE, "dpo": DPO_LEARNING_RATE}
+# DPO prompts are the labeled prompts as they are, unless the user writes a template.
+DPO_TEMPLATE = PLACEHOLDER
 # Reference step ranges per task (the cloud workflow's recommendations); see recommend_steps().
 STEP_RANGES = {"classification": (100, 500), "summarization": (200, 1000), "text_generation": (500, 1500)}
 
@@ -105,14 +114,53 @@ class TuneConfig:
         _check(self.eval_every >= 1, f"eval_every must be at least 1, got {self.eval_every!r}")
         _check(self.early_stopping_patience >= 0, f"early_stopping_patience must be >= 0, got {self.early_stopping_patience!r}")
         _check(0 <= self.eval_samples <= 20, f"eval_samples must be 0..20, got {self.eval_samples!r}")
-        _check(self.device in ("auto", "cpu", "cuda", "mps"), f"device must be auto/cpu/cuda/mps, got {self.device!r}")
-        _check(self.method in ("sft", "dpo"), f"method must be sft or dpo, got {self.method!r}")
+        _check(self.device in DEVICES, f"device must be {'/'.join(DEVICES)}, got {self.device!r}")
+        _check(self.method in METHODS, f"method must be {' or '.join(METHODS)}, got {self.method!r}")
         _check(0 < self.beta <= 10, f"beta must be in (0, 10], got {self.beta!r}")
 
     @property
     def learning_rate_multiplier(self) -> float:
-        """The cloud workflow's view of the learning rate: a multiple of BASE_LEARNING_RATE."""
-        return self.learning_rate / BASE_LEARNING_RATE
+        """The cloud workflow's view of the learning rate: a multiple of this method's base rate."""
+        return self.learning_rate / BASE_LEARNING_RATES[self.method]
+
+    @classmethod
+    def sft(cls, *, task: str, train_file: str, rows: int, labels: list[str] | None = None,
+            template: str | None = None, steps: int | None = None, learning_rate: float | None = None,
+            learning_rate_multiplier: float | None = None, lora_rank: int = 8, lora_alpha: int | None = None,
+            **settings) -> "TuneConfig":
+        """A supervised run from a request: `rows` training examples were found in `train_file` (and
+        `labels` for classification). Unset values get this method's defaults: the task's template
+        (listing the labels), the recommended steps for the data size, 1.0 × BASE_LEARNING_RATE, alpha 2r."""
+        if rows < MIN_EXAMPLES:
+            raise DataError(f"only {rows} examples; tuning needs at least {MIN_EXAMPLES}", file=train_file,
+                            hint="Add examples (100+ are recommended).")
+        labels = list(labels or []) if task == "classification" else []
+        batch = settings.get("batch_size", cls.batch_size)
+        return cls(task=task, train_file=train_file, labels=labels, method="sft",
+                   template=template or default_template(task, labels),
+                   max_iterations=steps or recommend_steps(task, rows, batch)[0],
+                   learning_rate=_learning_rate("sft", learning_rate, learning_rate_multiplier),
+                   lora=LoraSettings(rank=lora_rank, alpha=lora_alpha or 2 * lora_rank), **settings)
+
+    @classmethod
+    def dpo(cls, *, task: str, pairs: int, preference_queue: str | None = None, train_file: str | None = None,
+            template: str | None = None, steps: int | None = None, learning_rate: float | None = None,
+            learning_rate_multiplier: float | None = None, lora_rank: int = 8, lora_alpha: int | None = None,
+            **settings) -> "TuneConfig":
+        """A preference (DPO) run from a request: `pairs` usable pairs in a labeling queue or a pairs
+        file. Defaults: the prompts as labeled, about two passes over the pairs, 1.0 × DPO_LEARNING_RATE."""
+        if not preference_queue and not train_file:
+            raise DataError("DPO needs a labeling queue (curated pairs) or a preference pairs file")
+        source = f"queue {preference_queue}" if preference_queue else train_file
+        if pairs < MIN_EXAMPLES:
+            raise DataError(f"{source} has {pairs} usable pairs; DPO needs at least {MIN_EXAMPLES}",
+                            hint="Label more pairs (ties and both-bad are left out).")
+        batch = settings.get("batch_size", cls.batch_size)
+        return cls(task=task, train_file=train_file or f"queue:{preference_queue}", method="dpo",
+                   preference_queue=preference_queue, template=template or DPO_TEMPLATE,
+                   max_iterations=steps or recommend_dpo_steps(pairs, batch),
+                   learning_rate=_learning_rate("dpo", learning_rate, learning_rate_multiplier),
+                   lora=LoraSettings(rank=lora_rank, alpha=lora_alpha or 2 * lora_rank), **settings)
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -149,6 +197,109 @@ class GenerationConfig:
         _check(0 < self.top_p <= 1, f"top_p must be in (0, 1], got {self.top_p!r}")
         _check(self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size!r}")
         self.stop_sequences = [s for s in self.stop_sequences if s]
+
+
+def _learning_rate(method: str, rate: float | None, multiplier: float | None) -> float:
+    """An explicit rate wins; else the multiplier (default 1.0) times the method's base rate."""
+    return rate or BASE_LEARNING_RATES[method] * (multiplier or 1.0)
+
+
+def steps_reason(method: str, task: str, rows: int, batch_size: int, steps: int | None = None) -> str:
+    """Why a run has the steps it has, in a sentence for the page and the CLI."""
+    if steps:
+        return f"{steps} steps as asked."
+    if method == "dpo":
+        return (f"{rows} pairs at batch size {batch_size}: about two passes, "
+                f"{recommend_dpo_steps(rows, batch_size)} steps (50–1000).")
+    return recommend_steps(task, rows, batch_size)[1]
+
+
+@dataclass
+class EvalConfig:
+    """An evaluation job: the base model (and, with run_id, the tuned run on the same rows) answers the
+    rows of `data`, scored for `task`."""
+    data: str
+    """Path of the eval data (labelled examples)."""
+    task: str
+    """classification, summarization, question_answering or text_generation: decides the metrics."""
+    run_id: str | None = None
+    """A tuned run: base and tuned answer the same rows, through the run's template."""
+    model: str = BUNDLED_MODEL
+    """The base model when there is no run (a run always uses its own base model)."""
+    limit: int | None = None
+    """The first N rows only."""
+    template: str | None = None
+    """Override the prompt template (default: the run's, else the task's)."""
+    input_column: str | None = None
+    """Column with the prompt text (default: the run's, else auto-detect)."""
+    output_column: str | None = None
+    """Column with the reference answer."""
+    constrained: bool = False
+    """Classification: answers can only be labels (faster, never off-label)."""
+    batch_size: int | None = None
+    """Rows generated together (default: 16 for classification, else 8)."""
+    device: str = "auto"
+    """auto, cpu, cuda or mps."""
+    seed: int = 0
+    """Seed of the bootstrap intervals."""
+
+    def __post_init__(self):
+        _check(bool(self.data), "data (the eval file) is required")
+        _check(self.task in EVAL_TASKS, f"task must be one of {', '.join(EVAL_TASKS)}, got {self.task!r}")
+        _check(self.limit is None or (isinstance(self.limit, int) and self.limit >= 1),
+               f"limit must be at least 1, got {self.limit!r}")
+        _check(self.batch_size is None or self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size!r}")
+        _check(self.device in DEVICES, f"device must be {'/'.join(DEVICES)}, got {self.device!r}")
+        _check(self.template is None or PLACEHOLDER in self.template,
+               f"template must contain the {PLACEHOLDER} placeholder")
+        self.constrained = bool(self.constrained) and self.task == "classification"
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "EvalConfig":
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+
+@dataclass
+class CandidatesConfig:
+    """A candidate-pairs job: two answers per prompt, from two runs/models or two temperatures, into a
+    labeling queue. A side is {"run": id} or {"model": name}, plus "temperature" and "seed"."""
+    prompts: str
+    """A file of prompts (input_text / prompt / text column)."""
+    queue: str
+    """The labeling queue the pairs go to."""
+    a: dict = field(default_factory=lambda: {"model": BUNDLED_MODEL, "temperature": 0.0, "seed": 0})
+    b: dict = field(default_factory=lambda: {"model": BUNDLED_MODEL, "temperature": 0.9, "seed": 1})
+    limit: int | None = None
+    """The first N prompts only."""
+    max_output_tokens: int = 128
+    """Most new tokens per answer."""
+    device: str = "auto"
+    """auto, cpu, cuda or mps."""
+
+    def __post_init__(self):
+        _check(bool(self.prompts), "prompts (a file of prompts) is required")
+        _check(bool(QUEUE_NAME.match(self.queue or "")),
+               f"queue must be a labeling queue name (letters, digits, '.', '-', '_'; up to 64), got {self.queue!r}")
+        for name, side in (("a", self.a), ("b", self.b)):
+            _check(isinstance(side, dict), f"candidate {name} must be a run or a model")
+            _check(0 <= float(side.get("temperature", 0.0)) <= 5,
+                   f"temperature of candidate {name} must be 0..5, got {side.get('temperature')!r}")
+        _check(self.limit is None or self.limit >= 1, f"limit must be at least 1, got {self.limit!r}")
+        _check(1 <= self.max_output_tokens <= 8192,
+               f"max_output_tokens must be 1..8192, got {self.max_output_tokens!r}")
+        _check(self.device in DEVICES, f"device must be {'/'.join(DEVICES)}, got {self.device!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "CandidatesConfig":
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
 
 
 def recommend_steps(task: str, n_rows: int, batch_size: int, epochs: float = 3.0) -> tuple[int, str]:

@@ -9,6 +9,7 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 from core.data import MIN_EXAMPLES, DataError, Dataset, parse_dataset
+from core.templates import training_pairs
 
 RECOMMENDED = {"classification": 100, "summarization": 100, "text_generation": 200}
 SHOW_PER_KIND = 20
@@ -204,8 +205,6 @@ def loss_segments(tokenizer, prompt: str, completion: str, max_length: int | Non
 def token_preflight(data: Dataset, tokenizer, template: str, max_length: int, show: int = 3) -> dict:
     """Token lengths of prompts and answers as training renders them, which examples max_length cuts
     (answer partly lost) or drops (no answer token left), and a few rendered examples with loss marks."""
-    from core.templates import training_pairs
-
     prompt_len, answer_len, cut, dropped, shown = [], [], [], [], []
     for e in data.examples:
         for pair in training_pairs(tokenizer, template, e):

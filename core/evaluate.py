@@ -1,20 +1,23 @@
 """Base-vs-tuned evaluation of a run (or of a base model alone) on an eval set, as a job: generate the
 answers batch by batch (a failed batch marks its rows failed, never the job), score them with
-core.metrics, and write metrics.json, predictions.jsonl (with per-row scores) and status.json."""
+core.metrics, and write metrics.json and predictions.jsonl (with per-row scores) into the job folder;
+core.worker keeps its status.json. Also: the evaluation folders of a workspace, read back for the pages."""
 from __future__ import annotations
 
 import json
-import os
 import time
-from datetime import datetime
 from pathlib import Path
 from typing import Callable
 
 from core import runs
-from core.config import GenerationConfig, TuneConfig
+from core.config import EvalConfig, GenerationConfig, TuneConfig
 from core.data import load_dataset
-from core.metrics import TASK_TYPES, confidence_intervals, parse_label, row_scores, task_metrics
-from core.templates import default_template, render_prompt
+from core.generate import generate_texts, label_sequences
+from core.metrics import confidence_intervals, parse_label, row_scores, task_metrics
+from core.models import load_model
+from core.names import ADAPTER_DIR, CONFIG_FILE, EVAL_METRICS_FILE, EVALS_DIR, PREDICTIONS_FILE, STATUS_FILE
+from core.templates import render_prompt, template_for
+
 
 def row_change(base: float | None, tuned: float | None, margin: float = 0.1) -> tuple[float | None, str]:
     """How tuning changed one row: fixed (better by more than margin), broken (worse), unchanged."""
@@ -31,102 +34,128 @@ def default_generation(task: str, tokenizer, labels: list[str]) -> GenerationCon
     return GenerationConfig(max_output_tokens=64, batch_size=8)
 
 
-def _answers(model, tokenizer, prompts, cfg, progress, only=None) -> list[str | None]:
-    """All answers in one length-sorted pass; a failing batch marks its rows failed (None)."""
-    from core.generate import generate_texts
-
+def run_evaluation(workspace: str | Path, cfg: EvalConfig, out_dir: str | Path,
+                   progress: Callable[[int, int], None] | None = None) -> dict:
+    """Evaluate the base model (and, with cfg.run_id, the tuned run on the same rows). Writes
+    metrics.json and predictions.jsonl (with per-row scores) into out_dir; returns {"base": …, "tuned": …}.
+    progress(done, total) is called as answers come in."""
+    run_dir = runs.run_path(workspace, cfg.run_id) if cfg.run_id else None
+    if run_dir is not None and not (run_dir / ADAPTER_DIR).is_dir():
+        raise ValueError(f"run {cfg.run_id} has no adapter yet (state: {runs.read_status(run_dir).get('state')})")
+    run_cfg = TuneConfig.from_dict(runs.read_json(run_dir / CONFIG_FILE)) if run_dir else None
+    dataset = load_dataset(cfg.data, cfg.input_column or (run_cfg.input_column if run_cfg else None),
+                           cfg.output_column or (run_cfg.output_column if run_cfg else None))
+    rows = dataset.examples[:cfg.limit] if cfg.limit else dataset.examples
+    labels = (run_cfg.labels if run_cfg and run_cfg.labels else dataset.labels) if cfg.task == "classification" else []
+    template = template_for(run_cfg.to_dict() if run_cfg else None, cfg.task, labels, cfg.template)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    total = (2 if run_dir else 1) * len(rows)
     done = [0]
 
-    def step(n_done, _total):
-        progress(n_done - done[0])
-        done[0] = n_done
+    def answers_of(lm, tokenizer, prompts, gen, only) -> list[str | None]:
+        """All answers in one length-sorted pass; a failing batch marks its rows failed (None)."""
+        start = done[0]
 
-    return generate_texts(model, tokenizer, prompts, cfg, progress=step, only=only, keep_going=True)
+        def step(n_done, _total):
+            done[0] = start + n_done
+            if progress:
+                progress(done[0], total)
 
+        return generate_texts(lm, tokenizer, prompts, gen, progress=step, only=only, keep_going=True)
 
-def run_evaluation(workspace: str | Path, data: str | Path, task: str, run_dir: str | Path | None = None,
-                   model: str | None = None, limit: int | None = None, template: str | None = None,
-                   out_dir: str | Path | None = None, device: str = "auto",
-                   progress: Callable[[int, int], None] | None = None,
-                   input_column: str | None = None, output_column: str | None = None,
-                   constrained: bool = False, batch_size: int | None = None, seed: int = 0) -> dict:
-    """Evaluate the base model (and, with run_dir, the tuned run on the same rows). `constrained`
-    (classification): answers can only be labels. Writes metrics.json, predictions.jsonl (with per-row
-    scores) and status.json into out_dir; returns {"base": …, "tuned": …}."""
-    from core.generate import label_sequences
-    from core.models import load_model
-
-    if task not in TASK_TYPES:
-        raise ValueError(f"task must be one of {', '.join(TASK_TYPES)}, got {task!r}")
-
-    cfg = TuneConfig.from_dict(runs.read_json(Path(run_dir) / "config.json")) if run_dir else None
-    dataset = load_dataset(data, input_column or (cfg.input_column if cfg else None),
-                           output_column or (cfg.output_column if cfg else None))
-    rows = dataset.examples[:limit] if limit else dataset.examples
-    labels = (cfg.labels if cfg and cfg.labels else dataset.labels) if task == "classification" else []
-    template = template or (cfg.template if cfg else default_template(task, labels))
-    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    out_dir = Path(out_dir or (Path(run_dir) / "evals" if run_dir else Path(workspace) / "evals")
-                   / f"{Path(data).stem}-{stamp}")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    passes = 2 if run_dir else 1
-    total = passes * len(rows)
-    done = 0
-
-    def tick(n):
-        nonlocal done
-        done += n
-        runs.update_status(out_dir, state="running", phase="generating", done=done, total=total,
-                           heartbeat_ts=time.time())
-        if progress:
-            progress(done, total)
-
-    runs.update_status(out_dir, state="running", done=0, total=total, pid=os.getpid(),
-                       heartbeat_ts=time.time(), phase="loading model")
-    try:
-        lm, tokenizer, _ = load_model(cfg.model if cfg else (model or ""), workspace, device,
-                                      adapter=Path(run_dir) / "adapter" if run_dir else None)
-        prompts = [render_prompt(tokenizer, template, r["input_text"]) for r in rows]
-        gen = default_generation(task, tokenizer, labels)
-        if batch_size:
-            gen.batch_size = batch_size
-        only = label_sequences(tokenizer, labels) if (constrained and task == "classification") else None
-        refs = [r["output_text"] for r in rows]
-        answers = {}
-        started = time.perf_counter()
-        if run_dir:
-            with lm.disable_adapter():
-                answers["base"] = _answers(lm, tokenizer, prompts, gen, tick, only)
-            answers["tuned"] = _answers(lm, tokenizer, prompts, gen, tick, only)
-        else:
-            answers["base"] = _answers(lm, tokenizer, prompts, gen, tick, only)
-        seconds = time.perf_counter() - started
-        result = {name: task_metrics(task, refs, a, labels) for name, a in answers.items()}
-        for name, a in answers.items():
-            result[name]["confidence_95"] = confidence_intervals(task, refs, a, labels, seed)
-    except BaseException as exc:
-        runs.update_status(out_dir, state="failed", error=f"{type(exc).__name__}: {exc}")
-        raise
-    scores = {name: row_scores(task, refs, a, labels) for name, a in answers.items()}
+    if progress:
+        progress(0, total)
+    lm, tokenizer, _ = load_model(run_cfg.model if run_cfg else cfg.model, workspace, cfg.device,
+                                  adapter=run_dir / ADAPTER_DIR if run_dir else None)
+    prompts = [render_prompt(tokenizer, template, r["input_text"]) for r in rows]
+    gen = default_generation(cfg.task, tokenizer, labels)
+    if cfg.batch_size:
+        gen.batch_size = cfg.batch_size
+    only = label_sequences(tokenizer, labels) if cfg.constrained else None
+    refs = [r["output_text"] for r in rows]
+    answers = {}
+    started = time.perf_counter()
+    if run_dir:
+        with lm.disable_adapter():
+            answers["base"] = answers_of(lm, tokenizer, prompts, gen, only)
+        answers["tuned"] = answers_of(lm, tokenizer, prompts, gen, only)
+    else:
+        answers["base"] = answers_of(lm, tokenizer, prompts, gen, only)
+    seconds = time.perf_counter() - started
+    result = {name: task_metrics(cfg.task, refs, a, labels) for name, a in answers.items()}
+    for name, a in answers.items():
+        result[name]["confidence_95"] = confidence_intervals(cfg.task, refs, a, labels, cfg.seed)
+    scores = {name: row_scores(cfg.task, refs, a, labels) for name, a in answers.items()}
     preds = []
     for i, r in enumerate(rows):
         row = {"line": r["line"], "input_text": r["input_text"], "reference": r["output_text"]}
         for name, a in answers.items():
             row[name] = a[i]
             row[f"{name}_score"] = scores[name][i]
-            if task == "classification" and a[i] is not None:
+            if cfg.task == "classification" and a[i] is not None:
                 row[f"{name}_label"] = parse_label(a[i], labels)
         if "tuned" in answers:
             row["delta"], row["change"] = row_change(row["base_score"], row["tuned_score"])
         preds.append(row)
-    runs.write_json(out_dir / "metrics.json", {
-        "task": task, "data": str(data), "rows": len(rows), "template": template,
-        "model": cfg.model if cfg else model, "run_id": Path(run_dir).name if run_dir else None,
+    with open(out_dir / PREDICTIONS_FILE, "w", encoding="utf-8") as f:
+        for row in preds:
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+    # metrics.json last: its presence means the evaluation is complete.
+    runs.write_json(out_dir / EVAL_METRICS_FILE, {
+        "task": cfg.task, "data": str(cfg.data), "rows": len(rows), "template": template,
+        "model": run_cfg.model if run_cfg else cfg.model, "run_id": cfg.run_id,
         "mode": "constrained" if only else "free", "generation_seconds": round(seconds, 2),
         "rows_per_second": round(len(answers) * len(rows) / max(seconds, 1e-9), 3),
         "created": runs.now_iso(), **result})
-    with open(out_dir / "predictions.jsonl", "w", encoding="utf-8") as f:
-        for row in preds:
-            f.write(json.dumps(row, ensure_ascii=False) + "\n")
-    runs.update_status(out_dir, state="succeeded", phase="done", done=total, total=total, finished=runs.now_iso())
     return result
+
+
+# ---------------------------------------------------------------- evaluation folders, read back
+
+def eval_status(out_dir: str | Path) -> dict:
+    """status.json of an evaluation folder; one whose metrics.json exists is complete (also one written
+    by an older version without a status)."""
+    status = runs.read_status(out_dir)
+    if (Path(out_dir) / EVAL_METRICS_FILE).exists():
+        return {**status, "state": "succeeded"}
+    return status
+
+
+def list_evaluations(workspace: str | Path) -> list[dict]:
+    """Evaluation folders of every run and of the workspace, newest first."""
+    workspace = Path(workspace)
+    found = [(d, d.parent.parent.name) for d in runs.runs_dir(workspace).glob(f"*/{EVALS_DIR}/*")]
+    found += [(d, None) for d in (workspace / EVALS_DIR).glob("*")]
+    out = []
+    for d, run_id in found:
+        marker = next((d / f for f in (STATUS_FILE, EVAL_METRICS_FILE) if (d / f).exists()), None)
+        if d.is_dir() and marker is not None:
+            out.append({"dir": str(d), "name": d.name, "run_id": run_id, "status": eval_status(d),
+                        "mtime": marker.stat().st_mtime_ns})
+    return sorted(out, key=lambda e: e["mtime"], reverse=True)
+
+
+def read_evaluation(out_dir: str | Path) -> tuple[dict, list[dict]]:
+    """(metrics.json, predictions rows) of a finished evaluation ({} and [] before it finishes)."""
+    out_dir = Path(out_dir)
+    return runs.read_json(out_dir / EVAL_METRICS_FILE, {}) or {}, runs.read_jsonl(out_dir / PREDICTIONS_FILE)
+
+
+def scored_predictions(metrics: dict, rows: list[dict]) -> list[dict]:
+    """Prediction rows with base_score / tuned_score / delta / change: as stored, or, for an evaluation
+    written before per-row scores were stored, scored now by the rules run_evaluation applies."""
+    if not rows or "base_score" in rows[0]:
+        return rows
+    labels = [r["label"] for r in (metrics.get("base") or {}).get("per_label", [])]
+    refs = [str(r.get("reference")) for r in rows]
+    rows = [dict(r) for r in rows]
+    for name in ("base", "tuned"):
+        if name in rows[0]:
+            answers = [None if r.get(name) is None else str(r[name]) for r in rows]
+            for r, score in zip(rows, row_scores(metrics.get("task", ""), refs, answers, labels)):
+                r[f"{name}_score"] = score
+    if "tuned_score" in rows[0]:
+        for r in rows:
+            r["delta"], r["change"] = row_change(r["base_score"], r["tuned_score"])
+    return rows

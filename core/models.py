@@ -10,7 +10,9 @@ import shutil
 import uuid
 from pathlib import Path
 
+from core import runs
 from core.config import BUNDLED_MODEL
+from core.names import ADAPTER_DIR, CONFIG_FILE
 
 BUNDLED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+$")
@@ -78,20 +80,18 @@ def merged_run_model(workspace: str | Path, run_id: str) -> Path:
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
-    from core import runs
-
     run_dir = runs.run_path(workspace, run_id)
     target = model_cache_dir(workspace) / f"merged-{run_id}"
     if (target / "config.json").exists():
         return target
-    if not (run_dir / "adapter" / "adapter_config.json").exists():
+    if not (run_dir / ADAPTER_DIR / "adapter_config.json").exists():
         raise ModelError(f"run {run_id} has no adapter to build on (state: {runs.read_status(run_dir).get('state')})")
-    base = resolve_model(runs.read_json(run_dir / "config.json")["model"], workspace)
+    base = resolve_model(runs.read_json(run_dir / CONFIG_FILE)["model"], workspace)
     model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32, use_safetensors=True)
-    merged = PeftModel.from_pretrained(model, str(run_dir / "adapter")).merge_and_unload()
+    merged = PeftModel.from_pretrained(model, str(run_dir / ADAPTER_DIR)).merge_and_unload()
     tmp = target.parent / f".{target.name}.{uuid.uuid4().hex[:8]}"
     merged.save_pretrained(tmp, safe_serialization=True)
-    load_tokenizer(str(run_dir / "adapter")).save_pretrained(tmp)
+    load_tokenizer(str(run_dir / ADAPTER_DIR)).save_pretrained(tmp)
     try:
         tmp.rename(target)
     except OSError:  # another process merged it first

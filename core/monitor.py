@@ -9,9 +9,9 @@ import time
 from pathlib import Path
 
 from core import runs
-
-CANCEL_FILE = "cancel"
-SAMPLES_FILE = "samples.jsonl"
+from core.config import GenerationConfig
+from core.generate import generate_texts
+from core.names import CANCEL_FILE, SAMPLES_FILE
 
 
 def is_main_process() -> bool:
@@ -89,9 +89,6 @@ def make_callback(worker: Worker, max_steps: int, samples: list[dict] | None = N
 
 def write_samples(run_dir: Path, step: int, model, tokenizer, samples: list[dict], max_tokens: int) -> None:
     """Answer the sample eval rows with the model as it is now (greedy) and append them."""
-    from core.config import GenerationConfig
-    from core.generate import generate_texts
-
     was_training, side = model.training, tokenizer.padding_side
     model.eval()
     try:
@@ -114,7 +111,7 @@ def peak_memory_mb(device: str) -> float:
     """Peak memory of this process: GPU memory allocated on CUDA, else the resident set size."""
     import resource
 
-    import torch
+    import torch  # only a worker asks, and it has torch loaded already
 
     if device == "cuda":
         return torch.cuda.max_memory_allocated() / 2 ** 20

@@ -7,17 +7,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import sqlite3
 from collections import Counter, defaultdict
 from contextlib import closing
 from itertools import combinations
 from pathlib import Path
 
+from core.data import load_dataset
+from core.names import QUEUE_NAME
 from core.runs import now_iso
 
 CHOICES = ("a", "b", "tie", "both_bad")
-QUEUE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS queues (name TEXT PRIMARY KEY, labels_per_item INTEGER NOT NULL DEFAULT 1,
                                    created TEXT NOT NULL);
@@ -51,7 +51,7 @@ def connect(workspace: str | Path) -> sqlite3.Connection:
     return con
 
 
-def _check_queue(name: str) -> str:
+def check_queue_name(name: str) -> str:
     if not QUEUE_NAME.match(name or ""):
         raise ValueError(f"`{name}` is not a valid queue name (letters, digits, '.', '-', '_'; up to 64)")
     return name
@@ -63,7 +63,7 @@ def create_queue(workspace, name: str, labels_per_item: int = 1) -> None:
     with closing(connect(workspace)) as con:
         con.execute("INSERT INTO queues(name, labels_per_item, created) VALUES (?, ?, ?) "
                     "ON CONFLICT(name) DO UPDATE SET labels_per_item = excluded.labels_per_item",
-                    (_check_queue(name), labels_per_item, now_iso()))
+                    (check_queue_name(name), labels_per_item, now_iso()))
 
 
 def list_queues(workspace) -> list[dict]:
@@ -75,7 +75,7 @@ def list_queues(workspace) -> list[dict]:
 
 def add_pairs(workspace, queue: str, pairs: list[dict]) -> list[int]:
     """Add items: each {prompt, answer_a, answer_b, source_a?, source_b?, meta?}. Creates the queue."""
-    _check_queue(queue)
+    check_queue_name(queue)
     with closing(connect(workspace)) as con:
         con.execute("INSERT OR IGNORE INTO queues(name, labels_per_item, created) VALUES (?, 1, ?)", (queue, now_iso()))
         ids = []
@@ -92,8 +92,6 @@ def add_pairs(workspace, queue: str, pairs: list[dict]) -> list[int]:
 
 def import_file(workspace, path: str | Path, queue: str) -> int:
     """Import preference pairs (either format); a file's own choice is kept as the label of `imported`."""
-    from core.data import load_dataset
-
     data = load_dataset(path, format="preference")
     ids = add_pairs(workspace, queue, [{"prompt": e["prompt"], "answer_a": e["chosen"], "answer_b": e["rejected"],
                                         "meta": {"line": e["line"], "file": Path(path).name}} for e in data.examples])

@@ -1,9 +1,12 @@
 """The run folder: the contract between the worker process and everything that reads it (UI, CLI).
+Every job folder (core.jobs) follows it; a tuning run's folder is the fullest:
 
 workspace/runs/<run_id>/
+  job.json        {kind, config}: what core.worker runs
   config.json     TuneConfig, template included (everything to reproduce the run)
   status.json     state (queued/running/succeeded/failed/cancelled), step, pid, heartbeat, error + hint
   metrics.jsonl   one line per logged step, flushed per line
+  checkpoints/    checkpoint-N folders (adapter, optimizer, scheduler, RNG state) for resume
   adapter/        standard PEFT files
   evals/<name>/   metrics.json + predictions.jsonl
   worker.log      the worker's stdout/stderr
@@ -19,10 +22,12 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-STATES = ("queued", "running", "succeeded", "failed", "cancelled")
-FINAL_STATES = ("succeeded", "failed", "cancelled")
+from core.names import ADAPTER_DIR, CHECKPOINT_PREFIX, CHECKPOINTS_DIR, CONFIG_FILE, FINAL_STATES, METRICS_FILE, \
+    RUNS_DIR, STATES, STATUS_FILE, WORKER_LOG
+
+__all__ = ["STATES", "FINAL_STATES"]  # re-exported: callers read runs.FINAL_STATES
 RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,100}$")
-# A running worker refreshes its heartbeat at least this often (seconds); see core.train.
+# A running worker refreshes its heartbeat at least this often (seconds); see core.worker.
 HEARTBEAT_EVERY = 5.0
 
 
@@ -33,7 +38,7 @@ def workspace_dir(path: str | Path | None = None) -> Path:
 
 
 def runs_dir(workspace: str | Path) -> Path:
-    return Path(workspace) / "runs"
+    return Path(workspace) / RUNS_DIR
 
 
 def now_iso() -> str:
@@ -68,28 +73,33 @@ def run_path(workspace: str | Path, run_id: str) -> Path:
     return path
 
 
-def create_run(workspace: str | Path, config: dict, name: str = "", folder: str = "runs") -> Path:
-    """A new run folder under workspace/<folder>/ (runs, or estimates for speed trials)."""
-    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    run_id = f"{stamp}-{config.get('task', 'run')[:14]}-{secrets.token_hex(2)}"
+def new_job_id(label: str) -> str:
+    """A folder name that sorts by time and never collides: 20260101-120000-classification-1a2b."""
+    return f"{datetime.now():%Y%m%d-%H%M%S}-{re.sub(r'[^A-Za-z0-9_.-]+', '-', label)[:24]}-{secrets.token_hex(2)}"
+
+
+def create_run(workspace: str | Path, config: dict, name: str = "", folder: str = RUNS_DIR) -> Path:
+    """A new tuning run folder under workspace/<folder>/ with config.json and a queued status; core.jobs
+    adds job.json (create_run is the run-folder half of jobs.create)."""
+    run_id = new_job_id(config.get("task", "run")[:14])
     run_dir = Path(workspace) / folder / run_id
     run_dir.mkdir(parents=True)
-    write_json(run_dir / "config.json", config)
-    write_json(run_dir / "status.json", {"run_id": run_id, "name": name or config.get("name") or run_id,
-                                         "state": "queued", "created": now_iso(), "step": 0,
-                                         "max_steps": config.get("max_iterations")})
+    write_json(run_dir / CONFIG_FILE, config)
+    write_json(run_dir / STATUS_FILE, {"run_id": run_id, "name": name or config.get("name") or run_id,
+                                       "state": "queued", "created": now_iso(), "step": 0,
+                                       "max_steps": config.get("max_iterations")})
     return run_dir
 
 
 def update_status(run_dir: str | Path, **fields) -> dict:
-    status = read_json(Path(run_dir) / "status.json", {}) or {}
+    status = read_json(Path(run_dir) / STATUS_FILE, {}) or {}
     status.update(fields)
-    write_json(Path(run_dir) / "status.json", status)
+    write_json(Path(run_dir) / STATUS_FILE, status)
     return status
 
 
 def append_metrics(run_dir: str | Path, record: dict) -> None:
-    with open(Path(run_dir) / "metrics.jsonl", "a", encoding="utf-8") as f:
+    with open(Path(run_dir) / METRICS_FILE, "a", encoding="utf-8") as f:
         f.write(json.dumps(record) + "\n")
         f.flush()
         os.fsync(f.fileno())
@@ -110,7 +120,7 @@ def read_jsonl(path: str | Path) -> list[dict]:
 
 
 def read_metrics(run_dir: str | Path) -> list[dict]:
-    return read_jsonl(Path(run_dir) / "metrics.jsonl")
+    return read_jsonl(Path(run_dir) / METRICS_FILE)
 
 
 def pid_alive(pid: int | None) -> bool:
@@ -130,19 +140,29 @@ def pid_alive(pid: int | None) -> bool:
         return True
 
 
+def worker_gone(status: dict) -> bool:
+    """A job that was launched (has a pid) and is not finished, but whose process is gone and whose
+    heartbeat is stale: its worker was killed or crashed without recording why."""
+    return (status.get("state") in ("queued", "running") and bool(status.get("pid"))
+            and not pid_alive(status["pid"])
+            and time.time() - float(status.get("heartbeat_ts", 0)) > 2 * HEARTBEAT_EVERY)
+
+
+def failure_of_gone_worker(job_dir: str | Path) -> dict:
+    """The fields that record a vanished worker as failed: the last error line of its log, else a plain cause."""
+    errors = [x for x in log_tail(job_dir, 40).splitlines() if x.startswith("error:") or "Error" in x]
+    return {"state": "failed", "finished": now_iso(),
+            "error": errors[-1] if errors else "The worker stopped unexpectedly (killed or crashed).",
+            "hint": "Look at the last lines of the log, then start it again."}
+
+
 def read_status(run_dir: str | Path) -> dict:
-    """status.json (of a run or an evaluation job), with a dead worker detected: a job that was launched
-    (has a pid) and is not finished, but whose process is gone and whose heartbeat is stale, is marked
-    failed with the last error line of its log, so neither the UI nor the CLI waits forever."""
+    """status.json of a job folder, never written here. A vanished worker reads as failed (so neither the
+    UI nor the CLI waits forever); core.jobs.reap records that in the file."""
     run_dir = Path(run_dir)
-    status = read_json(run_dir / "status.json", {}) or {}
-    if status.get("state") in ("queued", "running") and status.get("pid") and not pid_alive(status["pid"]):
-        if time.time() - float(status.get("heartbeat_ts", 0)) > 2 * HEARTBEAT_EVERY:
-            errors = [x for x in log_tail(run_dir, 40).splitlines() if x.startswith("error:") or "Error" in x]
-            status = update_status(
-                run_dir, state="failed", finished=now_iso(),
-                error=errors[-1] if errors else "The worker stopped unexpectedly (killed or crashed).",
-                hint="Look at the last lines of the log, then start it again.")
+    status = read_json(run_dir / STATUS_FILE, {}) or {}
+    if worker_gone(status):
+        return {**status, **failure_of_gone_worker(run_dir)}
     return status
 
 
@@ -153,14 +173,55 @@ def list_runs(workspace: str | Path) -> list[dict]:
         return []
     runs = []
     for d in sorted(root.iterdir(), reverse=True):
-        if d.is_dir() and (d / "status.json").exists():
+        if d.is_dir() and (d / STATUS_FILE).exists():
             runs.append({"run_id": d.name, "run_dir": str(d), "status": read_status(d),
-                         "config": read_json(d / "config.json", {})})
+                         "config": read_json(d / CONFIG_FILE, {})})
     return runs
 
 
+def has_adapter(run_dir: str | Path) -> bool:
+    return (Path(run_dir) / ADAPTER_DIR).is_dir()
+
+
+def adapter_dir(run_dir: str | Path) -> Path:
+    return Path(run_dir) / ADAPTER_DIR
+
+
+def finished_runs(workspace: str | Path) -> list[dict]:
+    """Runs whose adapter can be loaded: succeeded, or cancelled after saving what was trained."""
+    return [r for r in list_runs(workspace)
+            if r["status"].get("state") in ("succeeded", "cancelled") and has_adapter(r["run_dir"])]
+
+
+def checkpoint_step(path: str | Path) -> int | None:
+    """N of a checkpoint-N folder, or None for any other name."""
+    tail = Path(path).name.removeprefix(CHECKPOINT_PREFIX)
+    return int(tail) if Path(path).name.startswith(CHECKPOINT_PREFIX) and tail.isdigit() else None
+
+
+def checkpoints(run_dir: str | Path) -> list[Path]:
+    """The run's checkpoint-N folders (adapter + optimizer + scheduler + RNG state), oldest first."""
+    found = [p for p in (Path(run_dir) / CHECKPOINTS_DIR).glob(CHECKPOINT_PREFIX + "*") if checkpoint_step(p) is not None]
+    return sorted(found, key=checkpoint_step)
+
+
+def last_checkpoint(run_dir: str | Path) -> Path | None:
+    """The newest checkpoint-N folder, if any: where a resume goes on from."""
+    found = checkpoints(run_dir)
+    return found[-1] if found else None
+
+
+def best_eval(run_dir: str | Path, status: dict) -> tuple[float | None, int | None]:
+    """(best eval loss, its step): as the worker recorded it, else (best checkpoint off, or a run from
+    before it was recorded) the lowest eval loss the run logged."""
+    if status.get("best_eval_loss") is not None:
+        return status["best_eval_loss"], status.get("best_step")
+    evals = [(m["eval_loss"], m.get("step")) for m in read_metrics(run_dir) if m.get("eval_loss") is not None]
+    return min(evals, key=lambda e: e[0]) if evals else (None, None)
+
+
 def log_tail(run_dir: str | Path, lines: int = 30) -> str:
-    path = Path(run_dir) / "worker.log"
+    path = Path(run_dir) / WORKER_LOG
     if not path.exists():
         return ""
     return "\n".join(path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:])
@@ -173,20 +234,17 @@ def summary(run: dict) -> dict:
     duration = None
     if started and finished:
         duration = (datetime.fromisoformat(finished) - datetime.fromisoformat(started)).total_seconds()
-    best = st.get("best_eval_loss")
-    if best is None:  # best checkpoint off, or a run from before it was recorded: the lowest logged
-        evals = [m["eval_loss"] for m in read_metrics(run["run_dir"]) if "eval_loss" in m]
-        best = min(evals) if evals else None
+    best, best_step = best_eval(run["run_dir"], st)
     return {"run_id": run["run_id"], "name": st.get("name") or run["run_id"], "state": st.get("state"),
             "model": cfg.get("model"), "dataset": Path(cfg.get("train_file") or "").name, "task": cfg.get("task"),
             "steps": st.get("step", 0), "max_steps": cfg.get("max_iterations"),
-            "best_eval_loss": best, "best_step": st.get("best_step"),
+            "best_eval_loss": best, "best_step": best_step,
             "duration_s": duration, "created": st.get("created")}
 
 
 def compare(run_dirs: list[Path]) -> dict:
     """Summaries of several runs, the config keys whose values differ, and each run's curves."""
-    items = [{"run_id": d.name, "run_dir": str(d), "status": read_status(d), "config": read_json(d / "config.json", {})}
+    items = [{"run_id": d.name, "run_dir": str(d), "status": read_status(d), "config": read_json(d / CONFIG_FILE, {})}
              for d in run_dirs]
     keys = sorted({k for it in items for k in it["config"]})
     diff = {k: [it["config"].get(k) for it in items] for k in keys

@@ -18,6 +18,19 @@ def default_template(task: str, labels: list[str] | None = None) -> str:
     return template.replace("{labels}", ", ".join(labels or []))
 
 
+def template_for(run_config: dict | None, task: str | None = None, labels: list[str] | None = None,
+                 override: str | None = None) -> str:
+    """The template a model is asked through, chosen in this one place for evaluation, the playground,
+    candidate pairs and `studio generate`: an explicit override; else a run's own template, so a tuned
+    run is always asked the way it was taught (its base model too, for a fair comparison); else, for a
+    base model alone, the task's default when scoring a task, or the prompt as it is."""
+    if override:
+        return override
+    if run_config and run_config.get("template"):
+        return run_config["template"]
+    return default_template(task, labels) if task else PLACEHOLDER
+
+
 def fill_template(template: str, input_text: str) -> str:
     """Put the row's text into the template. str.replace, not str.format: user text and templates
     may hold braces (code, JSON) that format() would choke on."""

@@ -1,20 +1,19 @@
-"""LoRA supervised tuning on TRL's SFTTrainer. run_tuning(run_dir) reads config.json and writes
-status.json, metrics.jsonl and adapter/; it runs in its own process: `python -m core.train RUN_DIR`.
+"""LoRA tuning on TRL (SFTTrainer, or DPOTrainer for preference pairs). run_tuning(run_dir) reads
+config.json and writes status.json, metrics.jsonl, checkpoints/ and adapter/; core.worker runs it in its
+own process (`python -m core.worker RUN_DIR`) and records how it ends.
 
 Loss is on the answer tokens only: each example is a (prompt, completion) pair whose prompt is
 core.templates.render_prompt, the same string generation and evaluation use later."""
 from __future__ import annotations
 
-import os
-import sys
-import threading
-import traceback
 from pathlib import Path
 
-from core import runs
-from core.monitor import CANCEL_FILE, Worker, make_callback, peak_memory_mb
+from core import preferences, runs
 from core.config import TuneConfig
 from core.data import MIN_EXAMPLES, DataError, load_dataset
+from core.models import describe_device, load_tokenizer, pick_device, resolve_model, use_bf16
+from core.monitor import Worker, make_callback, peak_memory_mb
+from core.names import ADAPTER_DIR, CANCEL_FILE, CHECKPOINTS_DIR, CONFIG_FILE
 from core.templates import render_answer, render_prompt, training_pairs
 
 # Eval loss during training is computed on at most this many rows, to keep CPU runs moving.
@@ -91,49 +90,18 @@ def _answer_only_trainer():
     return AnswerOnlySFTTrainer
 
 
-def failure_hint(exc: BaseException) -> str:
-    text = f"{type(exc).__name__}: {exc}".lower()
-    if "out of memory" in text or isinstance(exc, MemoryError):
-        return ("Out of memory: lower the batch size or the max sequence length, or choose a smaller "
-                "LoRA rank or model.")
-    if "no such file" in text or "not found" in text:
-        return "A file or model could not be found; check the dataset path and the model name."
-    return "See the log lines below for details; fix the cause and start the run again."
-
-
-def run_tuning(run_dir: str | Path, resume: bool = False):
+def run_tuning(run_dir: str | Path, resume: bool = False, worker: Worker | None = None):
     """Tune as config.json says (or go on from the last checkpoint); returns the trained PeftModel
-    (for in-process callers and tests)."""
+    (for in-process callers and tests). Failures propagate: core.worker.run_job records them."""
     run_dir = Path(run_dir)
-    worker = Worker(run_dir)
     if resume:  # the cancel that stopped it last time; a cancel sent before a fresh start still counts
         (run_dir / CANCEL_FILE).unlink(missing_ok=True)
-    worker.status(state="running", started=runs.now_iso(), pid=os.getpid(), phase="loading model",
-                  error=None, hint=None)
-    heartbeat = threading.Thread(target=worker.beat, daemon=True)
-    heartbeat.start()
-    try:
-        return _train(run_dir, worker, resume)
-    except BaseException as exc:  # record every failure, KeyboardInterrupt included, then re-raise
-        traceback.print_exc()
-        worker.status(state="failed", finished=runs.now_iso(), error=f"{type(exc).__name__}: {exc}",
-                      hint=failure_hint(exc))
-        raise
-    finally:
-        worker.stop.set()
-
-
-def last_checkpoint(run_dir: str | Path) -> Path | None:
-    """The newest checkpoint-N folder (adapter + optimizer + scheduler + RNG state), if any."""
-    found = [p for p in (Path(run_dir) / "checkpoints").glob("checkpoint-*") if p.name.split("-")[-1].isdigit()]
-    return max(found, key=lambda p: int(p.name.split("-")[-1]), default=None)
+    return _train(run_dir, worker or Worker(run_dir), resume)
 
 
 def preference_pairs(cfg: TuneConfig, workspace: Path) -> tuple[list[dict], list[dict]]:
     """DPO pairs ({prompt, chosen, rejected}) for training and held-out evaluation: a labeling queue's
     curated pairs or a preference file; without an eval file a tenth is held out (reward accuracy)."""
-    from core import preferences
-
     def from_file(path):
         return load_dataset(path, format="preference").examples
 
@@ -160,13 +128,11 @@ def _train(run_dir: Path, worker: Worker, resume: bool):
     from transformers import AutoModelForCausalLM, EarlyStoppingCallback
     from trl import DPOConfig, DPOTrainer, SFTConfig
 
-    from core.models import describe_device, load_tokenizer, pick_device, resolve_model, use_bf16
-
-    cfg = TuneConfig.from_dict(runs.read_json(run_dir / "config.json"))
-    checkpoint = last_checkpoint(run_dir) if resume else None
+    cfg = TuneConfig.from_dict(runs.read_json(run_dir / CONFIG_FILE))
+    checkpoint = runs.last_checkpoint(run_dir) if resume else None
     if resume and checkpoint is None:
         raise RuntimeError("this run has no checkpoint to resume from; start it again instead")
-    workspace = run_dir.parent.parent
+    workspace = run_dir.parent.parent  # runs/<id> or estimates/<id>
     device = pick_device(cfg.device)
     bf16 = use_bf16(device)
     location = resolve_model(cfg.model, workspace)
@@ -193,12 +159,12 @@ def _train(run_dir: Path, worker: Worker, resume: bool):
         use_safetensors=True, trust_remote_code=False)
     worker.status(device=describe_device(device), precision="bf16" if bf16 else "fp32", phase="training",
                   train_rows=len(train_rows), eval_rows=len(eval_rows),
-                  resumed_from=int(checkpoint.name.split("-")[-1]) if checkpoint else None)
+                  resumed_from=runs.checkpoint_step(checkpoint) if checkpoint else None)
 
     # The best adapter is chosen by eval loss, so it needs eval; early stopping needs the best choice.
     pick_best = bool(eval_rows) and (cfg.best_checkpoint or cfg.early_stopping_patience > 0)
     common = dict(
-        output_dir=str(run_dir / "checkpoints"), max_steps=cfg.max_iterations, learning_rate=cfg.learning_rate,
+        output_dir=str(run_dir / CHECKPOINTS_DIR), max_steps=cfg.max_iterations, learning_rate=cfg.learning_rate,
         per_device_train_batch_size=cfg.batch_size, per_device_eval_batch_size=cfg.batch_size,
         lr_scheduler_type="linear", warmup_steps=0.05, logging_steps=1, seed=cfg.seed,
         eval_strategy="steps" if eval_rows else "no", eval_steps=cfg.eval_every,
@@ -225,37 +191,13 @@ def _train(run_dir: Path, worker: Worker, resume: bool):
                                          peft_config=peft_config, callbacks=callbacks, **data)
     trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     if worker.main:
-        trainer.model.save_pretrained(str(run_dir / "adapter"))  # the best one when pick_best (loaded at the end)
-        tokenizer.save_pretrained(str(run_dir / "adapter"))
+        trainer.model.save_pretrained(str(run_dir / ADAPTER_DIR))  # the best one when pick_best (loaded at the end)
+        tokenizer.save_pretrained(str(run_dir / ADAPTER_DIR))
     state = trainer.state
     best = state.best_model_checkpoint
     stopped_early = state.global_step < cfg.max_iterations and not (run_dir / CANCEL_FILE).exists()
     worker.status(state="cancelled" if (run_dir / CANCEL_FILE).exists() else "succeeded", finished=runs.now_iso(),
                   phase="done", step=state.global_step, peak_memory_mb=round(peak_memory_mb(device)),
-                  best_step=int(best.rsplit("-", 1)[-1]) if (pick_best and best) else state.global_step,
+                  best_step=runs.checkpoint_step(best) if (pick_best and best) else state.global_step,
                   best_eval_loss=state.best_metric if pick_best else None, stopped_early=stopped_early)
     return trainer.model
-
-
-def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    resume = "--resume" in argv
-    argv = [a for a in argv if a != "--resume"]
-    if len(argv) != 1:
-        print("usage: python -m core.train RUN_DIR [--resume]", file=sys.stderr)
-        return 2
-    try:
-        run_tuning(argv[0], resume=resume)
-    except Exception:
-        return 1
-    finally:  # whatever happened, the next queued run may go
-        from core.jobs import start_next
-        from core.monitor import is_main_process
-
-        if is_main_process():
-            start_next(Path(argv[0]).resolve().parent.parent)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

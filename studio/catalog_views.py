@@ -2,16 +2,13 @@
 registering (core.catalog), and the list of registered datasets with open and delete."""
 from __future__ import annotations
 
-import json
-import secrets
 from pathlib import Path
 
 import streamlit as st
 
-from core import catalog
-from core.data import DataError, Dataset, read_table
-from core.datacheck import apply_fixes
-from studio import ui
+from core import catalog, inventory
+from core.data import DataError
+from studio import cached, ui
 from studio.dataset_views import FORMAT_NAMES
 
 SPLIT_HELP = {
@@ -21,17 +18,17 @@ SPLIT_HELP = {
     "SEQ": "Rows sorted by a column (a date, an id); the last share goes to eval.",
     "NO_SPLIT": "Every row trains; nothing is held out.",
 }
-SPLIT_KEY = "__split"  # the column a temporary copy carries the split in
 
 
-def fixes_section(report: dict, ds: Dataset, path: str, ctx: dict) -> None:
+def fixes_section(report: dict, path: str, ctx: dict) -> None:
     """The safe fixes as checkboxes; ticked ones are applied to a copy that is registered, never to the file."""
     fixes = report.get("fixes", [])
     if not fixes:
         return
     st.markdown("**Safe fixes**")
+    split = "the eval file is the eval set" if ctx["eval_path"] else ctx["split"]
     st.caption("Ticked fixes are applied to a copy that is registered in the catalog; your file stays as it is. "
-               f"The copy is split as set under *Split and register* ({ctx['split']}).")
+               f"The copy is split as set under *Split and register* ({split}).")
     chosen = []
     for f in fixes:
         forced = f["fix"] == "drop_invalid"  # a copy can only hold rows that can be read
@@ -39,19 +36,18 @@ def fixes_section(report: dict, ds: Dataset, path: str, ctx: dict) -> None:
                        help="Rows with problems can never be part of a copy." if forced else None):
             chosen.append(f["fix"])
     c1, c2 = st.columns([3, 2], vertical_alignment="bottom")
-    name = c1.text_input("Name of the fixed copy", value=ui.dataset_name(path, "-fixed"), key=f"ds_fixname::{path}")
+    name = c1.text_input("Name of the fixed copy", value=inventory.dataset_name(path, "-fixed"),
+                         key=f"ds_fixname::{path}")
     if c2.button("Save a fixed copy", icon=":material/auto_fix_high:", key=f"ds_fixsave::{path}",
                  disabled=not chosen, width="stretch"):
-        examples = apply_fixes(ds, chosen)
-        save(name, lambda: register(path, name, ctx, examples=examples, clean=report["valid_rows"] == report["rows"]),
-             where=f"fix::{path}")
+        save(name, lambda: register(path, name, ctx, fixes=chosen), where=f"fix::{path}")
     saved_message(f"fix::{path}")
 
 
 def split_settings(path: str, columns: list[str], eval_path: str | None) -> dict:
     """The split widgets; their values, also read by the fixed-copy button of the Check card."""
     c = st.columns([2, 2, 1, 2])
-    name = c[0].text_input("Name", value=ui.dataset_name(path), key=f"ds_regname::{path}",
+    name = c[0].text_input("Name", value=inventory.dataset_name(path), key=f"ds_regname::{path}",
                            help="Letters, digits, '.', '-' and '_'; the name Tune, Evaluate and Playground show.")
     use_eval = bool(eval_path) and st.checkbox(f"Use the eval file `{Path(eval_path).name}` as the eval set "
                                                "instead of a split", value=True, key=f"ds_regeval::{path}")
@@ -64,49 +60,25 @@ def split_settings(path: str, columns: list[str], eval_path: str | None) -> dict
                             help="CUSTOM: a true/false column; SEQ: the column to sort by.")
     if not use_eval:
         st.caption(f":material/info: **{method}:** {SPLIT_HELP[method]}")
-    return {"name": name.strip(), "split": "CUSTOM" if use_eval else method, "fraction": float(fraction),
+    return {"name": name.strip(), "split": catalog.EVAL_FILE if use_eval else method, "fraction": float(fraction),
             "column": column if method in ("CUSTOM", "SEQ") and not use_eval else None,
             "eval_path": eval_path if use_eval else None}
 
 
-def register(path: str, name: str, ctx: dict, examples: list[dict] | None = None, clean: bool = True) -> dict:
-    """core.catalog.register_dataset. It reads the source with load_dataset, which refuses a file with any
-    bad row, detects the format itself and takes no eval file, so in those cases the rows go through a
-    normalised temporary copy (the split column or eval flag carried along)."""
-    ws = ui.workspace()
-    if clean and not ctx["forced"] and not ctx["eval_path"]:
-        return catalog.register_dataset(ws, path, name, ctx["split"], ctx["fraction"], ctx["column"],
-                                        *ctx["columns"], examples=examples)
-    rows = examples if examples is not None else ui.valid_examples(path, *ctx["columns"], ctx["format"]).examples
-    split, column = ctx["split"], ctx["column"]
-    if ctx["eval_path"]:
-        held = ui.valid_examples(ctx["eval_path"], *ctx["columns"], ctx["format"]).examples
-        rows = [{**r, SPLIT_KEY: False} for r in rows] + [{**r, SPLIT_KEY: True} for r in held]
-        column = SPLIT_KEY
-    elif column:
-        df, lines = read_table(path)
-        value = dict(zip(lines, df[column].tolist()))
-        rows = [{**r, SPLIT_KEY: value[r["line"]]} for r in rows]
-        column = SPLIT_KEY
-    tmp = ui.datasets_dir() / f".register-{secrets.token_hex(4)}.jsonl"
-    try:
-        tmp.write_text("".join(json.dumps({k: v for k, v in r.items() if k != "line"}, ensure_ascii=False,
-                                          default=str) + "\n" for r in rows), encoding="utf-8")
-        return catalog.register_dataset(ws, tmp, name, split, ctx["fraction"], column, examples=None)
-    finally:
-        tmp.unlink(missing_ok=True)
+def register(path: str, name: str, ctx: dict, fixes: list[str] | None = None) -> dict:
+    """core.catalog.register_file with the widgets' values; `fixes` make it a fixed copy."""
+    return catalog.register_file(cached.workspace(), path, name, format=ctx["format"], columns=ctx["columns"],
+                                 split=ctx["split"], eval_fraction=ctx["fraction"], split_column=ctx["column"],
+                                 eval_path=ctx["eval_path"], fixes=fixes)
 
 
 def save(name: str, do, where: str) -> None:
     """Run a registration; on success rerun so the catalog list above shows it, and say so at `where`."""
-    replacing = name in ui.registered_datasets()
+    replacing = name in catalog.list_datasets(cached.workspace())
     try:
         entry = do()
     except DataError as e:
         ui.show_data_error(e)
-        return
-    except TypeError as e:  # a SEQ column mixing numbers and text
-        st.error(f"**Cannot split:** {e}", icon=":material/error:")
         return
     st.session_state[f"ds_saved::{where}"] = (
         f"Registered **{entry['name']}**{' (replacing the earlier one)' if replacing else ''}: {entry['train_rows']:,} "
@@ -120,13 +92,13 @@ def saved_message(where: str) -> None:
         st.success(text, icon=":material/inventory:")
 
 
-def register_card(path: str, report: dict, ds: Dataset, ctx: dict) -> None:
+def register_card(path: str, report: dict, ctx: dict) -> None:
     valid, rows = report["valid_rows"], report["rows"]
     try:
         if ctx["eval_path"]:
-            train_n, eval_n = valid, len(ui.valid_examples(ctx["eval_path"], *ctx["columns"], ctx["format"]))
+            train_n, eval_n = valid, len(cached.valid_examples(ctx["eval_path"], *ctx["columns"], ctx["format"]))
         else:
-            train_n, eval_n = ui.split_counts(path, ctx["split"], ctx["fraction"], ctx["column"], ctx["format"],
+            train_n, eval_n = cached.split_counts(path, ctx["split"], ctx["fraction"], ctx["column"], ctx["format"],
                                               *ctx["columns"])
     except DataError as e:
         ui.show_data_error(e)
@@ -137,7 +109,7 @@ def register_card(path: str, report: dict, ds: Dataset, ctx: dict) -> None:
     c1, c2 = st.columns([3, 1], vertical_alignment="center")
     c1.markdown(f"Preview: **{train_n:,} train** · **{eval_n:,} eval** rows"
                 + (" (from the eval file)" if ctx["eval_path"] else ""))
-    if ctx["name"] in ui.registered_datasets():
+    if ctx["name"] in catalog.list_datasets(cached.workspace()):
         c1.caption(f":material/warning: A dataset named `{ctx['name']}` is registered already; registering replaces it.")
     blocked = valid < rows
     if blocked:
@@ -156,7 +128,7 @@ def _open(entry: dict) -> None:
 
 def _delete(name: str) -> None:
     try:
-        catalog.delete_dataset(ui.workspace(), name)
+        catalog.delete_dataset(cached.workspace(), name)
     except DataError as e:
         st.session_state["ds_delete_error"] = str(e)
     st.session_state["ds_delete"] = None
@@ -164,7 +136,7 @@ def _delete(name: str) -> None:
 
 def catalog_list() -> None:
     """Registered datasets, one row each, with Open and Delete (which asks first)."""
-    entries = ui.registered_datasets()
+    entries = catalog.list_datasets(cached.workspace())
     if not entries:
         return
     st.subheader("Registered datasets")

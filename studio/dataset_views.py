@@ -9,9 +9,12 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
+from core import inventory
 from core.config import BUNDLED_MODEL
 from core.data import PREFERENCE_COLUMNS, DataError, Dataset
-from studio import charts, ui
+from core.models import ModelError
+from core.templates import default_template
+from studio import cached, charts, ui
 
 FORMAT_NAMES = {"prompt_answer": "Prompt → answer", "chat": "Chat conversations",
                 "preference": "Preference pairs", "unlabeled": "Prompts only (unlabeled)"}
@@ -70,7 +73,7 @@ def problems_section(report: dict, path: str) -> None:
                 st.caption(f"The first {len(g['first'])} of {g['count']}; the download has them all.")
     csv = pd.DataFrame(report["problems"], columns=["level", "kind", "line", "field", "message", "hint"])
     st.download_button("Download all problems (CSV)", csv.to_csv(index=False).encode("utf-8"),
-                       file_name=f"{ui.dataset_name(path)}-problems.csv", mime="text/csv",
+                       file_name=f"{inventory.dataset_name(path)}-problems.csv", mime="text/csv",
                        icon=":material/download:", key=f"ds_problems_csv::{path}")
 
 
@@ -101,13 +104,10 @@ def loss_html(segments: list[dict]) -> str:
 
 
 def preflight_card(path: str, ds: Dataset, task: str | None, fmt: str | None, columns: tuple) -> None:
-    from core.models import ModelError
-    from core.templates import default_template
-
     st.subheader(":material/flight_takeoff: Pre-flight: what the model will see")
     st.caption("Examples rendered exactly as tuning renders them: prompt template, the model's chat template with "
                f"its special tokens, the answer closed by the end token, and the cut at the max sequence length. "
-               f"Measured on the first {min(len(ds), ui.PREFLIGHT_ROWS)} examples.")
+               f"Measured on the first {min(len(ds), cached.PREFLIGHT_ROWS)} examples.")
     c1, c2 = st.columns([3, 1])
     if ds.format == "chat":
         template = "{input_text}"
@@ -123,14 +123,14 @@ def preflight_card(path: str, ds: Dataset, task: str | None, fmt: str | None, co
                           help="The bundled default, a Hugging Face model id or a local model folder.").strip()
     max_len = c2.selectbox("Max sequence length", MAX_LENGTHS, index=2, key="ds_maxlen",
                            help="Prompt + answer tokens; tuning cuts what is longer.")
-    if not (ui.tokenizer_ready(model) or st.session_state.get("ds_tokenizer_ok", {}).get(model)):
+    if not (cached.tokenizer_ready(model) or st.session_state.get("ds_tokenizer_ok", {}).get(model)):
         st.info("The pre-flight needs the model's tokenizer. Loading it the first time unpacks the bundled model "
                 "(about 30 s, once per workspace).", icon=":material/hourglass_top:")
         if not st.button("Load the tokenizer and run the pre-flight", icon=":material/play_arrow:", key="ds_tok"):
             return
         st.session_state.setdefault("ds_tokenizer_ok", {})[model] = True
     try:
-        pre = ui.preflight(path, model or BUNDLED_MODEL, template, max_len, fmt, *columns)
+        pre = cached.preflight(path, model or BUNDLED_MODEL, template, max_len, fmt, *columns)
     except DataError as e:
         ui.show_data_error(e)
         return

@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from core import preferences
+from core import inventory, preferences
 from core.report import comparison_html, word_diff_html
 from studio import charts, ui
 
@@ -153,7 +153,7 @@ def send_to_queue(ws: Path, metrics: dict, rows: pd.DataFrame, picked_rows: bool
     rows = rows[rows["base"].notna() & rows["tuned"].notna() & (rows["base"] != rows["tuned"])]
     queues = preferences.list_queues(ws)
     names = [q["name"] for q in queues]
-    default_new = ui.safe_filename(f"review-{out_dir.name}")[:64].rstrip("._-") or "review"
+    default_new = inventory.safe_filename(f"review-{out_dir.name}")[:64].rstrip("._-") or "review"
     with st.expander("Send rows to a preference queue", icon=":material/thumbs_up_down:",
                      expanded=bool(picked_rows)):
         st.caption("Each row becomes a pair to label blind on the Preferences page: the tuned answer and the "

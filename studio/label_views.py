@@ -12,7 +12,9 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from core import jobs, preferences, runs
+from core import inventory, job_queue, jobs, preferences, runs
+from core.config import CandidatesConfig, ConfigError
+from core.names import ACTIVE_STATES
 from core.config import BUNDLED_MODEL
 from core.data import DataError
 from studio import ui
@@ -264,7 +266,7 @@ def _import(ws: Path, target_key: str) -> None:
     if upload is None:
         return
     with tempfile.TemporaryDirectory() as tmp:  # under the file's own name: its format and provenance
-        path = Path(tmp) / ui.safe_filename(upload.name)
+        path = Path(tmp) / inventory.safe_filename(upload.name)
         path.write_bytes(upload.getvalue())
         try:
             n = preferences.import_file(ws, path, target)
@@ -284,7 +286,7 @@ def import_pairs(ws: Path, queue: str | None) -> None:
         upload = st.file_uploader("Pairs file", type=ui.UPLOAD_TYPES, key="pf_upload")
         c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
         key = f"pf_import_queue::{queue}::{upload.name if upload else ''}"
-        default = queue or (ui.dataset_name(upload.name) if upload else "")
+        default = queue or (inventory.dataset_name(upload.name) if upload else "")
         c1.text_input("Into queue", value=default, key=key,
                       help="An existing queue, or a new one (created with 1 label per item).")
         c2.button("Import", icon=":material/upload:", key="pf_import", disabled=upload is None, width="stretch",
@@ -318,32 +320,56 @@ def export_pairs(ws: Path, queue: str) -> None:
 
 def _side_options(ws: Path) -> dict[str, dict]:
     options = {f"Base model ({BUNDLED_MODEL})": {"model": BUNDLED_MODEL}}
-    for r in ui.finished_runs(ws):
+    for r in runs.finished_runs(ws):
         options[f"Run {ui.run_label(r)}"] = {"run": r["run_id"]}
     return options
 
 
 def _start_candidates(ws: Path, queue: str, options: dict) -> None:
-    prompts = st.session_state.get("pf_gen_prompts")
-    a = {**options[st.session_state["pf_gen_a"]], "temperature": st.session_state["pf_gen_ta"]}
-    b = {**options[st.session_state["pf_gen_b"]], "temperature": st.session_state["pf_gen_tb"]}
-    st.session_state["pf_gen_job"] = str(jobs.start_candidates(ws, prompts, queue, a, b,
-                                                               limit=int(st.session_state["pf_gen_limit"])))
+    a = {**options[st.session_state["pf_gen_a"]], "temperature": st.session_state["pf_gen_ta"], "seed": 0}
+    b = {**options[st.session_state["pf_gen_b"]], "temperature": st.session_state["pf_gen_tb"], "seed": 1}
+    try:
+        cfg = CandidatesConfig(prompts=str(st.session_state.get("pf_gen_prompts")), queue=queue, a=a, b=b,
+                               limit=int(st.session_state["pf_gen_limit"]))
+    except ConfigError as e:
+        st.session_state["pf_gen_error"] = str(e)
+        return
+    jobs.submit(jobs.create_candidates(ws, cfg))
+
+
+def _candidates_progress(ws: Path, queue: str) -> None:
+    """The newest candidate-pairs job of this labeling queue, wherever it was started from."""
+    latest = next((j for j in jobs.list_jobs(ws, "candidates") if j["config"].get("queue") == queue), None)
+    if latest is None:
+        return
+    if latest["status"].get("state") in ACTIVE_STATES:
+        _candidates_live(latest["dir"])
+    else:
+        _candidates_outcome(latest["dir"], latest["status"])
 
 
 @st.fragment(run_every=2)
-def _candidates_progress(out_dir: str) -> None:
+def _candidates_live(out_dir: str) -> None:
     status = runs.read_status(out_dir)
-    state, done, total = status.get("state"), int(status.get("done") or 0), int(status.get("total") or 0)
+    if status.get("state") not in ACTIVE_STATES:
+        st.rerun()
+    done, total = int(status.get("done") or 0), int(status.get("total") or 0)
+    place = job_queue.position(Path(out_dir).parent.parent, Path(out_dir).name)
+    text = (f"Waiting: position {place[0]} of {place[1]} in the queue (one job computes at a time)" if place
+            else f"{done} of {total} answers" if total else "loading the models…")
+    st.progress(done / total if total else 0.0, text=text)
+
+
+def _candidates_outcome(out_dir: str, status: dict) -> None:
+    state = status.get("state")
     if state == "succeeded":
         st.success(f"Added **{status.get('pairs', 0)}** pairs to queue **{status.get('queue')}** "
                    "(pairs with identical answers are left out).", icon=":material/check_circle:")
     elif state == "failed":
         st.error(f"Generating candidates failed: {status.get('error', 'see the log')}")
         st.code(runs.log_tail(out_dir, 15) or "(no log)", language=None)
-    else:
-        st.progress(done / total if total else 0.0,
-                    text=f"{done} of {total} answers" if total else "loading the models…")
+    elif state == "cancelled":
+        st.caption("The last candidate generation for this queue was cancelled.")
 
 
 def generate_candidates(ws: Path, queue: str) -> None:
@@ -364,5 +390,6 @@ def generate_candidates(ws: Path, queue: str) -> None:
         c5.number_input("Prompts", 1, 10_000, 20, key="pf_gen_limit", help="The first N prompts of the file.")
         c6.button("Generate", icon=":material/auto_awesome:", key="pf_gen_start", disabled=prompts is None,
                   on_click=_start_candidates, args=(ws, queue, options))
-        if st.session_state.get("pf_gen_job"):
-            _candidates_progress(st.session_state["pf_gen_job"])
+        if st.session_state.get("pf_gen_error"):
+            st.error(f"**Setting problem:** {st.session_state.pop('pf_gen_error')}", icon=":material/tune:")
+        _candidates_progress(ws, queue)

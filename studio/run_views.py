@@ -1,6 +1,7 @@
 """One run as people watch it (progress, curves, the adapter's step, eval answers, settings, log, and
-Cancel / Resume), and the job queue. Every number comes from the run folder
-through core (runs, jobs, monitor); this module only lays it out. Used by the Tune and Runs pages."""
+Cancel / Resume), and the job queue of every kind of job. Every number comes from the run folder
+through core (runs, jobs, monitor, queue_overview); this module only lays it out. Used by the Tune and
+Runs pages."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,15 +9,11 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from core import jobs, runs
+from core import job_queue, jobs, queue_overview, runs
 from core.metrics import parse_label
-from core.monitor import CANCEL_FILE, read_samples
-from core.train import last_checkpoint
+from core.monitor import read_samples
+from core.names import ACTIVE_STATES, CONFIG_FILE, METHOD_NAMES, TASK_NAMES
 from studio import charts, ui
-
-TASK_NAMES = {"classification": "Classification", "summarization": "Summarization",
-              "text_generation": "Text generation"}
-METHOD_NAMES = {"sft": "Supervised", "dpo": "Preference (DPO)"}
 # The small charts under the loss curve, per tuning method: (choice, [(metrics field, name, colour)], axis, %).
 MORE_CURVES = {
     "sft": {"Next-token accuracy": ([("mean_token_accuracy", "Train", charts.TUNED_COLOR),
@@ -52,17 +49,6 @@ def data_name(config: dict) -> str:
     return Path(config.get("train_file") or "?").name
 
 
-def summary(item: dict) -> dict:
-    """core.runs.summary; where the worker recorded no best eval loss (older runs, or the best checkpoint
-    switched off) the lowest eval loss the run logged stands in."""
-    row = runs.summary(item)
-    if row["best_eval_loss"] is None:
-        evals = [(m["eval_loss"], m["step"]) for m in runs.read_metrics(item["run_dir"]) if m.get("eval_loss") is not None]
-        if evals:
-            row["best_eval_loss"], row["best_step"] = min(evals)
-    return row
-
-
 # ---------------------------------------------------------------- actions
 
 def _cancel(run_dir: Path) -> None:
@@ -80,14 +66,14 @@ def _resume(run_dir: Path) -> None:
     except ValueError as e:
         _say("error", f"**Cannot resume:** {e}")
     else:
-        _say("success", f"Resuming from {last_checkpoint(run_dir).name}: the run {outcome}."
+        _say("success", f"Resuming from {runs.last_checkpoint(run_dir).name}: the run {outcome}."
              if outcome == "started" else "Resume queued: it goes on after the runs ahead of it.")
 
 
 def actions(run_dir: Path, status: dict) -> None:
     state = status.get("state")
-    if state in ui.ACTIVE_STATES:
-        if state == "running" and (run_dir / CANCEL_FILE).exists():
+    if state in ACTIVE_STATES:
+        if state == "running" and jobs.cancel_requested(run_dir):
             st.info("Cancel requested: the run stops after the current step and keeps its adapter and a "
                     "checkpoint to resume from.", icon=":material/hourglass_top:")
         else:
@@ -95,9 +81,9 @@ def actions(run_dir: Path, status: dict) -> None:
                       args=(run_dir,), help="A running run stops after its current step and keeps what it learned; "
                                             "a waiting one leaves the queue.")
     elif state in ("failed", "cancelled"):
-        ckpt = last_checkpoint(run_dir)
+        ckpt = runs.last_checkpoint(run_dir)
         if ckpt is not None:
-            st.button(f"Resume from step {ckpt.name.rsplit('-', 1)[-1]}", icon=":material/play_circle:",
+            st.button(f"Resume from step {runs.checkpoint_step(ckpt)}", icon=":material/play_circle:",
                       key=f"resume::{run_dir.name}", on_click=_resume, args=(run_dir,), type="primary",
                       help="Goes on from the last checkpoint (weights, optimizer and data order) to the same "
                            "final step.")
@@ -109,9 +95,8 @@ def progress(run_dir: Path, status: dict) -> None:
     state, step = status.get("state"), int(status.get("step") or 0)
     max_steps = int(status.get("max_steps") or 1)
     if state == "queued":
-        waiting = jobs.queue(run_dir.parent.parent)
-        where = (f"position {waiting.index(run_dir.name) + 1} of {len(waiting)} in the queue"
-                 if run_dir.name in waiting else "starting the worker")
+        place = job_queue.position(run_dir.parent.parent, run_dir.name)
+        where = f"position {place[0]} of {place[1]} in the queue" if place else "starting the worker"
         st.progress(min(1.0, step / max_steps), text=f"Waiting: {where}")
     elif state == "running":
         eta = f" · about {ui.fmt_duration(status['eta_s'])} left" if status.get("eta_s") else ""
@@ -137,7 +122,7 @@ def headline(metrics: list[dict], status: dict) -> None:
 def best_mark(metrics: list[dict], status: dict, config: dict) -> tuple[int, float, str] | None:
     """The step whose adapter is kept: recorded by the worker at the end; while training, the lowest
     eval loss so far (when the run keeps the best adapter)."""
-    active = status.get("state") in ui.ACTIVE_STATES
+    active = status.get("state") in ACTIVE_STATES
     if not active and status.get("best_eval_loss") is not None and status.get("best_step") is not None:
         return int(status["best_step"]), float(status["best_eval_loss"]), f"adapter: step {status['best_step']}"
     evals = [m for m in metrics if m.get("eval_loss") is not None]
@@ -177,7 +162,7 @@ def curves(metrics: list[dict], status: dict, config: dict) -> None:
     fig = charts.train_loss_figure(metrics, smooth=smooth, best=best_mark(metrics, status, config))
     if fig is not None:
         ui.chart(fig)
-    elif status.get("state") in ui.ACTIVE_STATES:
+    elif status.get("state") in ACTIVE_STATES:
         st.caption("The loss curve appears after the first step (loading the model can take a minute).")
     wide, narrow = [], []  # the rewards' two panels get a row of their own
     for choice in more:
@@ -254,7 +239,7 @@ def details(run_dir: Path, status: dict, config: dict) -> None:
 def run_panel(run_dir: Path, status: dict) -> None:
     """One run's card, top to bottom: what it is, what went wrong (first, when it failed), what to do,
     progress, numbers, curves, eval answers and the details."""
-    config = runs.read_json(run_dir / "config.json", {}) or {}
+    config = runs.read_json(run_dir / CONFIG_FILE, {}) or {}
     metrics = runs.read_metrics(run_dir)
     state = status.get("state")
     with st.container(border=True):
@@ -273,7 +258,7 @@ def run_panel(run_dir: Path, status: dict) -> None:
                 st.info(status["hint"], icon=":material/lightbulb:")
         elif state == "cancelled":
             st.warning(f"Cancelled at step {status.get('step') or 0}. "
-                       + ("The adapter trained so far is saved and can be used." if (run_dir / "adapter").is_dir()
+                       + ("The adapter trained so far is saved and can be used." if runs.has_adapter(run_dir)
                           else (status.get("hint") or "")), icon=":material/cancel:")
         elif state == "succeeded":
             st.success("Tuning finished and the adapter is saved. Compare base and tuned answers in "
@@ -298,13 +283,13 @@ def run_panel(run_dir: Path, status: dict) -> None:
 def live_panel(run_dir: Path) -> None:
     status = runs.read_status(run_dir)
     run_panel(run_dir, status)
-    if status.get("state") not in ui.ACTIVE_STATES:
+    if status.get("state") not in ACTIVE_STATES:
         st.rerun()  # a full rerun shows the finished run without polling
 
 
 def show_run(run_dir: Path, status: dict) -> None:
     """The run's panel: refreshed every 2 s while it is queued or running, drawn once otherwise."""
-    if status.get("state") in ui.ACTIVE_STATES:
+    if status.get("state") in ACTIVE_STATES:
         live_panel(run_dir)
     else:
         run_panel(run_dir, status)
@@ -312,53 +297,55 @@ def show_run(run_dir: Path, status: dict) -> None:
 
 # ---------------------------------------------------------------- the queue
 
-def _move(ws: Path, run_id: str, position: int) -> None:
+def _move(ws: Path, job_id: str, place: int) -> None:
     try:
-        jobs.move_in_queue(ws, run_id, position)
+        job_queue.move(ws, job_id, place)
     except ValueError as e:  # it started (or was removed) meanwhile
         _say("warning", str(e))
 
 
-def _remove(ws: Path, run_id: str) -> None:
+def _remove(ws: Path, job_id: str) -> None:
     try:
-        jobs.remove_from_queue(ws, run_id)
+        job_queue.remove(ws, job_id)
     except ValueError as e:
         _say("warning", str(e))
 
 
+def _when(job: dict) -> str:
+    if job.get("starts_in_s") is not None:
+        return "starts now" if job["starts_in_s"] < 60 else f"starts in about {ui.fmt_duration(job['starts_in_s'])}"
+    return "starts when the jobs ahead finish"
+
+
 def queue_panel(ws: Path) -> None:
-    """The run on the machine now and the runs waiting, in the order they will start."""
-    waiting = jobs.queue(ws)
-    if not waiting:
+    """Every job on a device now and every job waiting, of every kind, in the order they will start."""
+    view = queue_overview.overview(ws)
+    if not view["waiting"]:
         return
-    items = {r["run_id"]: r for r in runs.list_runs(ws)}
-    running = [r for r in items.values() if r["status"].get("state") == "running"]
+    ids = [j["id"] for j in view["waiting"]]
     with st.container(border=True):
-        st.markdown(f"**Queue** · {len(waiting)} waiting · one run trains at a time")
+        st.markdown(f"**Queue** · {len(ids)} waiting · one job computes at a time on each device")
         _show_message()
-        for r in running:
-            s = r["status"]
-            st.caption(f":material/sync: Now: **{run_name(s, r['run_id'])}** · step {s.get('step', 0)} of "
-                       f"{s.get('max_steps', '?')}" + (f" · about {ui.fmt_duration(s['eta_s'])} left"
-                                                       if s.get("eta_s") else ""))
-        for i, run_id in enumerate(waiting):
-            s = items.get(run_id, {}).get("status", {})
+        for j in view["running"]:
+            left = f" · about {ui.fmt_duration(j['remaining_s'])} left" if j.get("remaining_s") else ""
+            st.caption(f":material/sync: Now on {j['device']}: **{j['name']}** · {j['kind_name']} · "
+                       f"{j['progress']}{left}")
+        for i, j in enumerate(view["waiting"]):
             row = st.columns([0.5, 5, 0.6, 0.6, 0.6], vertical_alignment="center")
-            row[0].markdown(f"**{i + 1}**")
-            since = str(s.get("queued_since") or s.get("created") or "")[:16].replace("T", " ")
-            row[1].markdown(f"{run_name(s, run_id)}  \n:gray[{run_id} · waiting since {since}]")
-            row[2].button("", icon=":material/arrow_upward:", key=f"q_up::{run_id}", disabled=i == 0,
-                          on_click=_move, args=(ws, run_id, i - 1), help="Start it earlier")
-            row[3].button("", icon=":material/arrow_downward:", key=f"q_down::{run_id}",
-                          disabled=i == len(waiting) - 1, on_click=_move, args=(ws, run_id, i + 1),
+            row[0].markdown(f"**{j['position']}**")
+            row[1].markdown(f"{j['name']}  \n:gray[{j['kind_name']} · {j['device']} · {_when(j)} · {j['id']}]")
+            row[2].button("", icon=":material/arrow_upward:", key=f"q_up::{j['id']}", disabled=i == 0,
+                          on_click=_move, args=(ws, j["id"], i - 1), help="Start it earlier")
+            row[3].button("", icon=":material/arrow_downward:", key=f"q_down::{j['id']}",
+                          disabled=i == len(ids) - 1, on_click=_move, args=(ws, j["id"], i + 1),
                           help="Start it later")
-            row[4].button("", icon=":material/close:", key=f"q_remove::{run_id}", on_click=_remove,
-                          args=(ws, run_id), help="Take it out of the queue (it ends as cancelled)")
+            row[4].button("", icon=":material/close:", key=f"q_remove::{j['id']}", on_click=_remove,
+                          args=(ws, j["id"]), help="Take it out of the queue (it ends as cancelled)")
 
 
 @st.fragment(run_every=3)
 def live_queue(ws: Path) -> None:
-    """The queue panel, refreshed while runs wait (a run leaves it when the one before it ends)."""
+    """The queue panel, refreshed while jobs wait (a job leaves it when the one before it ends)."""
     queue_panel(ws)
-    if not jobs.queue(ws):
+    if not job_queue.queue(ws):
         st.rerun()

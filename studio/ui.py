@@ -1,48 +1,27 @@
-"""What the studio pages share: the only home of Streamlit caches (data, models, tokenizers), plus the
-pickers and badges more than one page uses. Nothing here trains; torch is only ever reached through core."""
+"""Widgets more than one page uses: the sidebar, pickers of datasets and runs, badges, charts, the
+data-error box and the delete confirmation. Cached reads live in studio.cached; decisions live in core."""
 from __future__ import annotations
 
-import json
-import os
-import re
-import secrets
-import threading
 from pathlib import Path
 
-import pandas as pd
 import streamlit as st
 
-from core import catalog, runs
 from core.config import BUNDLED_MODEL
-from core.data import SUPPORTED_SUFFIXES, Dataset, DataError, data_suffix, detect_columns, detect_format, \
-    parse_dataset, read_table
-from core.data import load_dataset as core_load_dataset
+from core.data import SUPPORTED_SUFFIXES, Dataset, DataError, detect_columns, detect_format
+from core import runs
+from core.names import CONFIG_FILE, TASK_NAMES
+from studio.cached import dataset_columns, list_datasets, load_dataset, workspace
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-SAMPLES_DIR = REPO_ROOT / "assets"
 STATE_BADGES = {"queued": ("gray", ":material/schedule:"), "running": ("blue", ":material/sync:"),
                 "succeeded": ("green", ":material/check_circle:"), "failed": ("red", ":material/error:"),
                 "cancelled": ("orange", ":material/cancel:")}
-ACTIVE_STATES = ("queued", "running")
 # What the upload widget accepts: every readable type, plain or gzipped.
 UPLOAD_TYPES = [t for s in SUPPORTED_SUFFIXES for t in (s[1:], f"{s[1:]}.gz")]
-PREFLIGHT_ROWS = 300
 # The "no dataset / no run" choice of a selectbox: a None option would show as an empty selectbox.
 NONE = ""
 
 
 # ---------------------------------------------------------------- workspace and datasets
-
-def workspace() -> Path:
-    """The workspace folder (STUDIO_WORKSPACE, else ./workspace); read on every call, never cached."""
-    return runs.workspace_dir()
-
-
-def datasets_dir() -> Path:
-    folder = workspace() / "datasets"
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
-
 
 def sidebar() -> None:
     """The brand above the page list, and where runs and uploads are stored below it."""
@@ -52,188 +31,12 @@ def sidebar() -> None:
         st.caption(f":material/folder_open: Workspace  \n`{workspace()}`")
 
 
-def safe_filename(name: str) -> str:
-    """A file name a user supplied, reduced to [A-Za-z0-9._-] with no folder part and no leading dot,
-    so it can never point outside the datasets folder."""
-    base = re.split(r"[\\/]", name or "")[-1]
-    base = re.sub(r"[^A-Za-z0-9._-]+", "_", base)
-    base = re.sub(r"\.{2,}", ".", base).lstrip("._-")
-    stem, dot, suffix = base.rpartition(".")
-    if not dot:
-        stem, suffix = base, ""
-    stem = stem.strip("._-")[:80] or "dataset"
-    return f"{stem}.{suffix.lower()}" if suffix else stem
-
-
-def save_upload(name: str, data: bytes) -> Path:
-    """Store an uploaded file under <workspace>/datasets/ with a sanitized name (atomic write)."""
-    fname = safe_filename(name)
-    if data_suffix(fname) not in SUPPORTED_SUFFIXES:
-        raise DataError(f"unsupported file type `{''.join(Path(fname).suffixes[-2:]) or '(none)'}`", file=fname,
-                        hint=f"Use one of {', '.join(SUPPORTED_SUFFIXES)}, optionally gzipped (.jsonl.gz).")
-    folder = datasets_dir().resolve()
-    target = (folder / fname).resolve()
-    if target.parent != folder:  # belt and braces: safe_filename already forbids this
-        raise DataError("this file name cannot be stored", file=fname, hint="Rename the file and upload it again.")
-    if not target.exists() or target.read_bytes() != data:
-        tmp = folder / f".{fname}.{secrets.token_hex(3)}.tmp"
-        tmp.write_bytes(data)
-        os.replace(tmp, target)
-    return target
-
-
-def registered_datasets() -> dict[str, dict]:
-    """The workspace's catalog (core.catalog): name → entry with train_file / eval_file."""
-    return catalog.list_datasets(workspace())
-
-
-def list_datasets() -> list[dict]:
-    """Sample datasets shipped in assets/, the files uploaded into the workspace, then the registered
-    datasets' train and eval files."""
-    items = [{"path": str(p), "name": p.name, "source": "sample"} for p in sorted(SAMPLES_DIR.glob("*.jsonl"))]
-    for p in sorted(datasets_dir().iterdir()):
-        if p.is_file() and data_suffix(p) in SUPPORTED_SUFFIXES and not p.name.startswith("."):
-            items.append({"path": str(p), "name": p.name, "source": "uploaded"})
-    for name, entry in sorted(registered_datasets().items()):
-        for key, label in (("train_file", name), ("eval_file", f"{name} (eval)")):
-            if entry.get(key) and Path(entry[key]).exists():
-                items.append({"path": entry[key], "name": label, "source": "registered"})
-    return items
-
-
-def sibling_eval(path: str | Path | None) -> str | None:
-    """`x_train.jsonl` → `x_eval.jsonl` (the samples), or a registered dataset's `train.jsonl` →
-    `eval.jsonl`, when that file exists."""
-    if not path:
-        return None
-    name = Path(path).name
-    if name == "train.jsonl":
-        other = Path(path).with_name("eval.jsonl")
-    elif "_train" in name:
-        other = Path(path).with_name(name.replace("_train", "_eval"))
-    else:
-        return None
-    return str(other) if other.exists() else None
-
-
-def dataset_name(path: str | Path, suffix: str = "") -> str:
-    """A catalog name for a file: its stem (a registered dataset's own name), reduced to what
-    core.catalog accepts, with `suffix` appended."""
-    p = Path(path)
-    if p.name in ("train.jsonl", "eval.jsonl"):
-        stem = p.parent.name
-    else:
-        stem = Path(p.name[:-3] if p.name.lower().endswith(".gz") else p.name).stem
-    stem = re.sub(r"[^A-Za-z0-9_.-]+", "-", stem).lstrip("._-")[: 64 - len(suffix)].rstrip(".-_") or "dataset"
-    return stem + suffix
-
-
-def _mtime(path: str | Path) -> int:
-    try:
-        return Path(path).stat().st_mtime_ns
-    except OSError:
-        return 0
-
-
-@st.cache_data(show_spinner=False, max_entries=64)
-def _columns(path: str, mtime: int) -> list[str]:
-    df, _ = read_table(path)
-    return [str(c) for c in df.columns]
-
-
-@st.cache_data(show_spinner="Reading the dataset…", max_entries=64)
-def _dataset(path: str, input_column: str | None, output_column: str | None, mtime: int) -> Dataset:
-    return core_load_dataset(path, input_column, output_column)
-
-
-def load_dataset(path: str | Path, input_column: str | None = None, output_column: str | None = None) -> Dataset:
-    """core.data.load_dataset, cached until the file changes. Raises DataError."""
-    return _dataset(str(path), input_column, output_column, _mtime(path))
-
-
-@st.cache_data(show_spinner="Reading the dataset…", max_entries=64)
-def _parsed(path: str, input_column: str | None, output_column: str | None, format: str | None,
-            mtime: int) -> Dataset:
-    return parse_dataset(path, input_column, output_column, format)[0]
-
-
-def valid_examples(path: str | Path, input_column: str | None = None, output_column: str | None = None,
-                   format: str | None = None) -> Dataset:
-    """The file's valid rows (core.data.parse_dataset), cached until the file changes; the invalid
-    rows are listed by check_report. Raises DataError when the file as a whole cannot be used."""
-    return _parsed(str(path), input_column, output_column, format, _mtime(path))
-
-
-@st.cache_data(show_spinner="Checking every row…", max_entries=32)
-def _report(path: str, task: str | None, format: str | None, input_column: str | None,
-            output_column: str | None, eval_path: str | None, mtimes: tuple[int, int]) -> dict:
-    from core.datacheck import check_dataset
-
-    return check_dataset(path, task=task, format=format, input_column=input_column, output_column=output_column,
-                         eval_path=eval_path)
-
-
-def check_report(path: str | Path, task: str | None = None, format: str | None = None,
-                 input_column: str | None = None, output_column: str | None = None,
-                 eval_path: str | Path | None = None) -> dict:
-    """core.datacheck.check_dataset, cached until the file (or the eval file) changes."""
-    return _report(str(path), task, format, input_column, output_column, str(eval_path) if eval_path else None,
-                   (_mtime(path), _mtime(eval_path) if eval_path else 0))
-
-
-@st.cache_data(show_spinner="Tokenizing as training will…", max_entries=16)
-def _preflight(path: str, format: str | None, input_column: str | None, output_column: str | None, model: str,
-               template: str, max_length: int, mtime: int) -> dict:
-    from core.datacheck import token_preflight
-
-    data = valid_examples(path, input_column, output_column, format)
-    head = Dataset(path=data.path, examples=data.examples[:PREFLIGHT_ROWS], input_column=data.input_column,
-                   output_column=data.output_column, format=data.format)
-    return token_preflight(head, load_tokenizer(model), template, max_length, show=3)
-
-
-def preflight(path: str | Path, model: str, template: str, max_length: int, format: str | None = None,
-              input_column: str | None = None, output_column: str | None = None) -> dict:
-    """core.datacheck.token_preflight on the first PREFLIGHT_ROWS valid examples with the model's
-    tokenizer, cached per file version, template and max length. Raises DataError, ValueError (a
-    template without its placeholder) or core.models.ModelError."""
-    return _preflight(str(path), format, input_column, output_column, model, template, int(max_length),
-                      _mtime(path))
-
-
-@st.cache_data(show_spinner=False, max_entries=64)
-def _split(path: str, format: str | None, input_column: str | None, output_column: str | None, method: str,
-           eval_fraction: float, column: str | None, mtime: int) -> tuple[int, int]:
-    train, held = catalog.split_examples(valid_examples(path, input_column, output_column, format), method,
-                                         eval_fraction, column)
-    return len(train), len(held)
-
-
-def split_counts(path: str | Path, method: str, eval_fraction: float = 0.2, column: str | None = None,
-                 format: str | None = None, input_column: str | None = None,
-                 output_column: str | None = None) -> tuple[int, int]:
-    """(train rows, eval rows) that core.catalog.split_examples gives the valid rows. Raises DataError,
-    or TypeError when a SEQ column mixes numbers and text."""
-    return _split(str(path), format, input_column, output_column, method, float(eval_fraction), column,
-                  _mtime(path))
-
-
-def dataset_columns(path: str | Path) -> list[str]:
-    return _columns(str(path), _mtime(path))
-
-
 def show_data_error(e: DataError) -> None:
     where = ", ".join(p for p in (f"`{Path(e.file).name}`" if e.file else "",
                                   f"line {e.line}" if e.line is not None else "",
                                   f"field `{e.field}`" if e.field else "") if p)
     text = f"**{where}:** {e.message}" if where else e.message
     st.error(f"{text}\n\n{e.hint}" if e.hint else text, icon=":material/report:")
-
-
-def looks_like_labels(ds: Dataset) -> bool:
-    """Answers drawn from a small set of values (classes) rather than free text."""
-    n = len(set(e["output_text"] for e in ds.examples if "output_text" in e))
-    return 1 < n <= 50 and n <= 0.5 * len(ds)
 
 
 def seed_choice(key: str, options: list, default) -> None:
@@ -309,13 +112,7 @@ def run_label(r: dict) -> str:
     status, config = r["status"], r["config"]
     name = status.get("name") or r["run_id"]
     head = r["run_id"] if name == r["run_id"] else f"{name} ({r['run_id']})"
-    return f"{head}  ·  {config.get('task', '?').replace('_', ' ')}  ·  {status.get('state', '?')}"
-
-
-def finished_runs(ws: Path) -> list[dict]:
-    """Runs whose adapter can be loaded: succeeded, or cancelled after saving what was trained."""
-    return [r for r in runs.list_runs(ws)
-            if r["status"].get("state") in ("succeeded", "cancelled") and (Path(r["run_dir"]) / "adapter").is_dir()]
+    return f"{head}  ·  {TASK_NAMES.get(config.get('task'), '?')}  ·  {status.get('state', '?')}"
 
 
 def pick_run(label: str, key: str, items: list[dict], *, none_label: str | None = None,
@@ -336,11 +133,11 @@ def pick_run_and_model(ws: Path, key: str, run_help: str) -> tuple[dict | None, 
     (or none), its config, and the base model (the run's own, or typed in when there is no run)."""
     c1, c2 = st.columns([3, 2])
     with c1:
-        finished = finished_runs(ws)
+        finished = runs.finished_runs(ws)
         run = pick_run("Tuned run", key=f"{key}_run", items=finished,
                        default=finished[0]["run_id"] if finished else None,
                        none_label="None: base model only", help=run_help)
-    config = (runs.read_json(Path(run["run_dir"]) / "config.json", {}) or {}) if run else {}
+    config = (runs.read_json(Path(run["run_dir"]) / CONFIG_FILE, {}) or {}) if run else {}
     with c2:
         if run:
             model = config.get("model") or BUNDLED_MODEL
@@ -371,113 +168,6 @@ def fmt_duration(seconds) -> str:
     if s < 3600:
         return f"{s // 60} min {s % 60:02d} s"
     return f"{s // 3600} h {s % 3600 // 60:02d} min"
-
-
-# ---------------------------------------------------------------- models (cached, shared by all users)
-
-@st.cache_resource(max_entries=2, show_spinner=False)
-def _model(model_name: str, adapter: str | None, ws: str):
-    from core.models import load_model as core_load_model
-
-    return core_load_model(model_name, ws, adapter=adapter)
-
-
-def load_model(model_name: str, adapter: str | Path | None = None):
-    """(model, tokenizer, device) from core.models.load_model, loaded once per model and adapter.
-    Shared between sessions: never mutate it; use generation_lock() around generation."""
-    return _model(model_name, str(adapter) if adapter else None, str(workspace()))
-
-
-@st.cache_resource(show_spinner=False)
-def generation_lock() -> threading.Lock:
-    """One generation at a time: disable_adapter() briefly changes the shared model."""
-    return threading.Lock()
-
-
-@st.cache_resource(max_entries=4, show_spinner=False)
-def _tokenizer(model_name: str, ws: str):
-    from core.models import load_tokenizer, resolve_model
-
-    return load_tokenizer(resolve_model(model_name, ws))
-
-
-def load_tokenizer(model_name: str):
-    return _tokenizer(model_name, str(workspace()))
-
-
-def tokenizer_ready(model_name: str) -> bool:
-    """Whether the tokenizer loads in about a second: a local folder, or the bundled model once it has
-    been converted (the first conversion takes ~30 s, so the page asks before starting it)."""
-    from core.models import bundled_model_dir
-
-    name = (model_name or BUNDLED_MODEL).strip()
-    if name == BUNDLED_MODEL:
-        return (bundled_model_dir(workspace()) / "model.safetensors").exists()
-    return Path(name).expanduser().is_dir()
-
-
-# ---------------------------------------------------------------- evaluations
-
-def eval_status(out_dir: Path) -> dict:
-    """status.json of an evaluation job (a dead job reads as failed, see core.runs.read_status)."""
-    status = runs.read_status(out_dir)
-    if (out_dir / "metrics.json").exists():  # written just before the final status
-        return {**status, "state": "succeeded"}
-    return status
-
-
-def list_evaluations(ws: Path) -> list[dict]:
-    """Evaluation folders of every run and of the workspace, newest first."""
-    found = [(d, d.parent.parent.name) for d in runs.runs_dir(ws).glob("*/evals/*")]
-    found += [(d, None) for d in (ws / "evals").glob("*")]
-    out = []
-    for d, run_id in found:
-        if d.is_dir() and ((d / "metrics.json").exists() or (d / "status.json").exists()):
-            out.append({"dir": str(d), "name": d.name, "run_id": run_id, "status": eval_status(d),
-                        "mtime": _mtime(d / "status.json") or _mtime(d / "metrics.json")})
-    return sorted(out, key=lambda e: e["mtime"], reverse=True)
-
-
-@st.cache_data(show_spinner=False, max_entries=32)
-def _evaluation(out_dir: str, mtime: int) -> tuple[dict, pd.DataFrame]:
-    metrics = runs.read_json(Path(out_dir) / "metrics.json", {}) or {}
-    path = Path(out_dir) / "predictions.jsonl"
-    rows = [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines() if x.strip()] if path.exists() else []
-    return metrics, pd.DataFrame(rows)  # built from dicts: no dtype guessing on the answers
-
-
-def read_evaluation(out_dir: str | Path) -> tuple[dict, pd.DataFrame]:
-    """(metrics.json, predictions as a DataFrame) of a finished evaluation, cached per file version."""
-    return _evaluation(str(out_dir), _mtime(Path(out_dir) / "metrics.json"))
-
-
-@st.cache_data(show_spinner="Scoring the answers row by row…", max_entries=16)
-def _scored(out_dir: str, mtime: int) -> pd.DataFrame:
-    from core.evaluate import row_change  # the rule `studio evaluate` applies to new evaluations
-    from core.metrics import row_scores
-
-    metrics, df = _evaluation(out_dir, mtime)
-    df = df.copy()
-    if df.empty or "base_score" in df:
-        return df
-    # Written before per-row scores existed: score them now the way core.evaluate does.
-    labels = [r["label"] for r in (metrics.get("base") or {}).get("per_label", [])]
-    refs = df["reference"].astype(str).tolist()
-    for name in ("base", "tuned"):
-        if name in df:
-            answers = [None if a is None or (isinstance(a, float) and a != a) else str(a) for a in df[name]]
-            df[f"{name}_score"] = row_scores(metrics.get("task", ""), refs, answers, labels)
-    if "tuned_score" in df:
-        changes = [row_change(None if pd.isna(b) else b, None if pd.isna(t) else t)
-                   for b, t in zip(df["base_score"], df["tuned_score"])]
-        df["delta"], df["change"] = [d for d, _ in changes], [c for _, c in changes]
-    return df
-
-
-def scored_predictions(out_dir: str | Path) -> pd.DataFrame:
-    """predictions.jsonl with base_score / tuned_score / delta / change on every row, also for an
-    evaluation written before `studio evaluate` stored them; cached per file version."""
-    return _scored(str(out_dir), _mtime(Path(out_dir) / "metrics.json"))
 
 
 NEW_QUEUE = "\x00new"

@@ -41,3 +41,38 @@ def test_recommended_steps_follow_data_size_inside_reference_range():
     assert steps == 150 and "100–500" in why
     assert recommend_steps("classification", 20, 8)[0] == 100  # small set: floor of the range
     assert recommend_steps("summarization", 100_000, 8)[0] == 1000  # large set: ceiling
+
+
+def test_each_method_builds_its_config_with_its_own_base_rate():
+    from core.config import DPO_LEARNING_RATE
+
+    dpo = TuneConfig.dpo(task="text_generation", pairs=40, preference_queue="q1", learning_rate_multiplier=1.0)
+    assert dpo.learning_rate == DPO_LEARNING_RATE and dpo.to_dict()["learning_rate_multiplier"] == 1.0
+    assert dpo.template == "{input_text}" and dpo.train_file == "queue:q1" and dpo.max_iterations == 50
+    sft = TuneConfig.sft(task="classification", train_file="t.jsonl", rows=400, labels=["games", "math"],
+                         learning_rate_multiplier=2.0, lora_rank=4)
+    assert sft.learning_rate == 2 * BASE_LEARNING_RATE and sft.to_dict()["learning_rate_multiplier"] == 2.0
+    assert "games, math" in sft.template and sft.max_iterations == 150 and sft.lora.alpha == 8
+    summary = TuneConfig.sft(task="summarization", train_file="t.jsonl", rows=400, labels=["x"])
+    assert summary.labels == []  # a label set only for classification
+
+
+def test_requests_below_the_minimum_fail_with_the_data_named():
+    from core.data import DataError
+
+    with pytest.raises(DataError, match="only 9 examples"):
+        TuneConfig.sft(task="classification", train_file="t.jsonl", rows=9)
+    with pytest.raises(DataError, match="queue q1 has 3 usable pairs"):
+        TuneConfig.dpo(task="text_generation", pairs=3, preference_queue="q1")
+
+
+def test_eval_and_candidates_configs_check_their_fields():
+    from core.config import CandidatesConfig, EvalConfig
+
+    assert EvalConfig(data="e.jsonl", task="summarization", constrained=True).constrained is False
+    with pytest.raises(ConfigError, match="task"):
+        EvalConfig(data="e.jsonl", task="regression")
+    with pytest.raises(ConfigError, match="limit"):
+        EvalConfig(data="e.jsonl", task="classification", limit=0)
+    with pytest.raises(ConfigError, match="queue"):
+        CandidatesConfig(prompts="p.jsonl", queue="../x")

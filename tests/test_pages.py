@@ -206,7 +206,7 @@ def test_evaluate_page_reports_a_job_that_died(ws):
 
 
 def test_safe_filename():
-    from studio.ui import safe_filename
+    from core.inventory import safe_filename
 
     assert safe_filename("../../etc/passwd") == "passwd"
     assert safe_filename("..\\evil.JSONL") == "evil.jsonl"
@@ -238,11 +238,11 @@ def inspect(ws: Path, path: Path) -> AppTest:
 def bundled_tokenizer(bundled_dir, monkeypatch):
     """The real bundled tokenizer, handed to the page without converting anything inside AppTest."""
     from core.models import load_tokenizer
-    from studio import ui
+    from studio import cached
 
     tok = load_tokenizer(str(bundled_dir))
-    monkeypatch.setattr(ui, "load_tokenizer", lambda model: tok)
-    monkeypatch.setattr(ui, "tokenizer_ready", lambda model: True)
+    monkeypatch.setattr(cached, "load_tokenizer", lambda model: tok)
+    monkeypatch.setattr(cached, "tokenizer_ready", lambda model: True)
     return tok
 
 

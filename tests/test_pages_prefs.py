@@ -303,7 +303,7 @@ class FakeModel:
 
 def test_playground_streams_both_answers_and_saves_a_pair(ws, monkeypatch):
     from core import generate, templates
-    from studio import ui
+    from studio import cached
     run_dir = finished_run(ws)
     model = FakeModel()
 
@@ -313,7 +313,7 @@ def test_playground_streams_both_answers_and_saves_a_pair(ws, monkeypatch):
             yield w + " "
         yield {"text": " ".join(words), "new_tokens": 3, "seconds": 0.5, "first_token_s": 0.1, "tokens_per_s": 6.0}
 
-    monkeypatch.setattr(ui, "load_model", lambda name, adapter=None: (model, None, "CPU"))
+    monkeypatch.setattr(cached, "load_model", lambda name, adapter=None: (model, None, "CPU"))
     monkeypatch.setattr(generate, "stream_text", fake_stream)
     monkeypatch.setattr(templates, "render_prompt", lambda tok, template, text: template.replace("{input_text}", text))
     at = open_page("playground")
@@ -386,26 +386,29 @@ def test_generate_candidates_starts_a_background_job_and_shows_its_outcome(ws, m
     run_dir = finished_run(ws)
     calls = []
 
-    def fake_start(workspace, prompts, queue, a, b, limit=None):
-        calls.append((Path(prompts).name, queue, a, b, limit))
-        out = Path(workspace) / "jobs" / "candidates-test"
-        runs.write_json(out / "status.json", {"state": "succeeded", "pairs": 7, "queue": queue, "done": 4, "total": 4})
-        return out
+    def fake_submit(job_dir):  # the job folder as core made it; the worker's outcome written by hand
+        calls.append(runs.read_json(Path(job_dir) / "job.json"))
+        runs.update_status(job_dir, state="succeeded", pairs=7, done=4, total=4)
+        return "started"
 
-    monkeypatch.setattr(jobs, "start_candidates", fake_start)
+    monkeypatch.setattr(jobs, "submit", fake_submit)
     at = as_labeler("ann")
     at.selectbox(key="pf_gen_b").set_value(next(o for o in at.selectbox(key="pf_gen_b").options if run_dir.name in o))
     at.button(key="pf_gen_start").click().run()
     assert not at.exception, [e.value for e in at.exception]
-    [(prompts, queue, a, b, limit)] = calls
-    assert queue == "q" and a["temperature"] == 0.0 and b == {"run": run_dir.name, "temperature": 0.9}
-    assert limit == 20 and prompts.endswith(".jsonl")
+    [job] = calls
+    config = job["config"]
+    assert job["kind"] == "candidates" and config["queue"] == "q" and config["a"]["temperature"] == 0.0
+    assert config["b"] == {"run": run_dir.name, "temperature": 0.9, "seed": 1}
+    assert config["limit"] == 20 and config["prompts"].endswith(".jsonl")
+    assert any("Added **7** pairs" in s.value for s in at.success)
+    at = as_labeler("ann")  # a new visit still shows the outcome: it is read from the workspace
     assert any("Added **7** pairs" in s.value for s in at.success)
 
 
 def test_playground_adds_panes_for_checkpoints(ws, monkeypatch):
     from core import generate, templates
-    from studio import ui
+    from studio import cached
     run_dir = finished_run(ws)
     ckpt = run_dir / "checkpoints" / "checkpoint-2"
     ckpt.mkdir(parents=True)
@@ -420,7 +423,7 @@ def test_playground_adds_panes_for_checkpoints(ws, monkeypatch):
         yield {"text": f"answer {len(loaded)}", "new_tokens": 2, "seconds": 0.2, "first_token_s": 0.1,
                "tokens_per_s": 10.0}
 
-    monkeypatch.setattr(ui, "load_model", fake_load)
+    monkeypatch.setattr(cached, "load_model", fake_load)
     monkeypatch.setattr(generate, "stream_text", fake_stream)
     monkeypatch.setattr(templates, "render_prompt", lambda tok, template, text: text)
     at = open_page("playground")

@@ -12,9 +12,9 @@ from streamlit.testing.v1 import AppTest
 
 from conftest import open_page
 
-from core import jobs, runs
+from core import job_queue, jobs, runs
 from core.config import TuneConfig
-from core.monitor import SAMPLES_FILE
+from core.names import SAMPLES_FILE
 from core.templates import default_template
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -26,14 +26,14 @@ LABELS = ["games", "mail", "science"]
 @pytest.fixture
 def launches(monkeypatch):
     """Every worker launch the pages ask for, recorded instead of started."""
-    calls = {"submit": [], "start_tuning": [], "start_estimate": []}
+    calls = {"submit": [], "spawned": []}
 
     def submit(run_dir):
         calls["submit"].append(Path(run_dir))
         return "started"
 
     monkeypatch.setattr(jobs, "submit", submit)
-    monkeypatch.setattr(jobs, "start_tuning", lambda run_dir: calls["start_tuning"].append(Path(run_dir)))
+    monkeypatch.setattr(job_queue, "_spawn", lambda job_dir, device: calls["spawned"].append(Path(job_dir)))
     return calls
 
 
@@ -128,7 +128,7 @@ def test_running_and_queued_runs_cancel(ws, monkeypatch):
     assert any("position 1 of 1" in p.proto.text for p in at.get("progress"))
     at.button(key=f"cancel::{waiting.name}").click().run()
     assert not at.exception, [e.value for e in at.exception]
-    assert jobs.queue(ws) == [] and runs.read_status(waiting)["state"] == "cancelled"
+    assert job_queue.queue(ws) == [] and runs.read_status(waiting)["state"] == "cancelled"
 
 
 def test_queue_panel_moves_and_removes(ws, launches):
@@ -136,16 +136,16 @@ def test_queue_panel_moves_and_removes(ws, launches):
     ids = [make_run(ws, f"waiting {i}", state="queued").name for i in range(3)]
     runs.write_json(ws / "queue.json", ids)
     at = open_page("tune")
-    listed = [m.value for m in at.markdown if "waiting since" in m.value]
+    listed = [m.value for m in at.markdown if "Tuning · cpu · starts" in m.value]
     assert [next(i for i in ids if i in m) for m in listed] == ids
     assert at.button(key=f"q_up::{ids[0]}").disabled and at.button(key=f"q_down::{ids[2]}").disabled
     at.button(key=f"q_up::{ids[2]}").click().run()
-    assert jobs.queue(ws) == [ids[0], ids[2], ids[1]]
+    assert job_queue.queue(ws) == [ids[0], ids[2], ids[1]]
     at.button(key=f"q_remove::{ids[0]}").click().run()
     assert not at.exception, [e.value for e in at.exception]
-    assert jobs.queue(ws) == [ids[2], ids[1]]
+    assert job_queue.queue(ws) == [ids[2], ids[1]]
     assert runs.read_status(runs.runs_dir(ws) / ids[0])["state"] == "cancelled"
-    assert launches["start_tuning"] == []
+    assert launches["spawned"] == []  # drawing and reordering the queue never starts a worker
 
 
 def test_start_tuning_submits_and_says_queued(ws, monkeypatch):
@@ -216,7 +216,7 @@ def test_measure_speed_shows_measured_numbers(ws, monkeypatch):
     calls = []
 
     def start_estimate(workspace, config):
-        calls.append(config)
+        calls.append(config.to_dict())
         trial.mkdir(parents=True)
         runs.write_json(trial / "status.json", {"state": "succeeded", "eval_rows": 40, "peak_memory_mb": 1536,
                                                 "device": "CPU (2 cores)", "precision": "fp32"})

@@ -138,8 +138,12 @@ def test_candidates_as_a_background_job(workspace, tiny_model_dir, tmp_path):
 
     prompts = tmp_path / "prompts.csv"
     prompts.write_text("prompt\n" + "".join(f"Tell me about item {i}\n" for i in range(3)))
-    out = jobs.start_candidates(workspace, prompts, "bg", {"model": str(tiny_model_dir), "temperature": 1.2},
-                                {"model": str(tiny_model_dir), "temperature": 1.5})
+    from core.config import CandidatesConfig
+
+    out = jobs.create_candidates(workspace, CandidatesConfig(
+        prompts=str(prompts), queue="bg", a={"model": str(tiny_model_dir), "temperature": 1.2},
+        b={"model": str(tiny_model_dir), "temperature": 1.5}))
+    assert jobs.submit(out) == "started"
     status = jobs.wait(out, poll=0.5, timeout=240)
     assert status["state"] == "succeeded", runs.log_tail(out)
     assert status["done"] == status["total"] == 6 and status["pairs"] == prefs.progress(workspace, "bg")["items"]

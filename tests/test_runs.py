@@ -24,6 +24,25 @@ def test_running_without_a_live_worker_becomes_failed(tmp_path):
     assert status["state"] == "failed" and "stopped unexpectedly" in status["error"]
 
 
+def test_reading_a_dead_runs_status_does_not_write_reaping_does(tmp_path):
+    from core import job_queue
+
+    run_dir = runs.create_run(tmp_path, {"task": "summarization"})
+    runs.update_status(run_dir, state="running", pid=2 ** 22 + 12345, heartbeat_ts=0)
+    before = (run_dir / "status.json").read_bytes()
+    stamp = (run_dir / "status.json").stat().st_mtime_ns
+    for _ in range(3):
+        assert runs.read_status(run_dir)["state"] == "failed"
+        runs.list_runs(tmp_path)
+        runs.summary(runs.list_runs(tmp_path)[0])
+    assert (run_dir / "status.json").read_bytes() == before
+    assert (run_dir / "status.json").stat().st_mtime_ns == stamp
+    assert job_queue.reap_job(run_dir) is True  # the queue's explicit call records it
+    on_disk = runs.read_json(run_dir / "status.json")
+    assert on_disk["state"] == "failed" and "stopped unexpectedly" in on_disk["error"]
+    assert job_queue.reap_job(run_dir) is False  # once
+
+
 def test_atomic_json_leaves_no_temp_files(tmp_path):
     for i in range(5):
         runs.write_json(tmp_path / "s.json", {"i": i})
@@ -38,12 +57,13 @@ def test_run_ids_never_become_arbitrary_paths(tmp_path, bad):
 
 
 def test_deleting_a_waiting_run_takes_it_out_of_the_queue(tmp_path):
-    from core import jobs
+    from core import job_queue, jobs
 
     waiting = runs.create_run(tmp_path, {"task": "classification"})
-    runs.write_json(tmp_path / "queue.json", [waiting.name])
+    runs.write_json(tmp_path / "queue.json", [waiting.name])  # the first queue's format still reads
+    assert job_queue.queue(tmp_path) == [waiting.name]
     jobs.delete_run(waiting)
-    assert jobs.queue(tmp_path) == [] and not waiting.exists()
+    assert job_queue.queue(tmp_path) == [] and not waiting.exists()
 
 
 def test_best_eval_loss_falls_back_to_the_lowest_logged(tmp_path):
@@ -51,4 +71,5 @@ def test_best_eval_loss_falls_back_to_the_lowest_logged(tmp_path):
     for step, loss in ((2, 1.5), (4, 1.2), (6, 1.3)):
         runs.append_metrics(run_dir, {"step": step, "eval_loss": loss})
     [item] = runs.list_runs(tmp_path)
-    assert runs.summary(item)["best_eval_loss"] == 1.2
+    row = runs.summary(item)
+    assert row["best_eval_loss"] == 1.2 and row["best_step"] == 4  # the step too, not None

@@ -8,6 +8,7 @@ from core import runs
 from core.config import LoraSettings, TuneConfig
 from core.templates import default_template
 from core.train import run_tuning
+from core.worker import run_job
 
 
 def tiny_config(model_dir, train, ev, steps=6, eval_every=3, **kw) -> dict:
@@ -68,7 +69,7 @@ def test_failure_is_recorded_with_its_cause(workspace, tiny_model_dir, tiny_clas
     cfg["train_file"] = str(tmp_path / "gone.jsonl")
     run_dir = runs.create_run(workspace, cfg)
     try:
-        run_tuning(run_dir)
+        run_job(run_dir)
     except Exception:
         pass
     status = runs.read_status(run_dir)
@@ -113,7 +114,7 @@ def test_fewer_than_ten_training_examples_fail_with_a_clear_cause(workspace, tin
     cfg = tiny_config(tiny_model_dir, path, path)
     run_dir = runs.create_run(workspace, cfg)
     with pytest.raises(Exception):
-        run_tuning(run_dir)
+        run_job(run_dir)
     status = runs.read_status(run_dir)
     assert status["state"] == "failed" and "only 9 training examples" in status["error"]
 
@@ -122,8 +123,9 @@ def test_resume_continues_to_the_same_final_step_with_optimizer_state(workspace,
                                                                      tiny_classification, monkeypatch):
     """A run stopped after step 4 and resumed ends at step 8 with the losses of an uninterrupted run."""
     import core.train as train_mod
-    from core.monitor import CANCEL_FILE, make_callback
-    from core.train import last_checkpoint
+    from core.monitor import make_callback
+    from core.names import CANCEL_FILE
+    from core.runs import last_checkpoint
 
     straight = runs.create_run(workspace, tiny_config(tiny_model_dir, *tiny_classification, steps=8, eval_every=4))
     run_tuning(straight)
@@ -200,7 +202,7 @@ def test_out_of_memory_surfaces_its_advice(workspace, tiny_model_dir, tiny_class
     monkeypatch.setattr(train_mod, "_answer_only_trainer", oom_trainer)
     run_dir = runs.create_run(workspace, tiny_config(tiny_model_dir, *tiny_classification))
     with pytest.raises(torch.OutOfMemoryError):
-        run_tuning(run_dir)
+        run_job(run_dir)
     status = runs.read_status(run_dir)
     assert status["state"] == "failed" and "out of memory" in status["error"].lower()
     assert "batch size" in status["hint"] and "max sequence length" in status["hint"]

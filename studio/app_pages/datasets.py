@@ -7,9 +7,10 @@ from pathlib import Path
 
 import streamlit as st
 
+from core import inventory
 from core.config import TASKS
 from core.data import FORMATS, DataError, detect_columns, detect_format
-from studio import catalog_views, charts, ui
+from studio import cached, catalog_views, charts, ui
 from studio import dataset_views as views
 
 SAMPLES = [
@@ -43,7 +44,7 @@ with samples_col.container(border=True, height="stretch"):
                "examples each. Provenance: `assets/README.md`.")
     current = st.session_state.get("ds_pick") or ui.default_dataset()
     for s in SAMPLES:
-        path = str(ui.SAMPLES_DIR / s["file"])
+        path = str(inventory.SAMPLES_DIR / s["file"])
         text, button = st.columns([3, 1], vertical_alignment="center")
         text.markdown(f"{s['icon']} **{s['task']}**  \n{s['about']}")
         button.button("Use sample", key=f"use_{s['file']}", on_click=use_dataset, args=(path,),
@@ -57,7 +58,7 @@ with upload_col.container(border=True, height="stretch"):
     upload = st.file_uploader("Dataset file", type=ui.UPLOAD_TYPES, label_visibility="collapsed")
     if upload is not None:
         try:
-            saved = ui.save_upload(upload.name, upload.getvalue())
+            saved = inventory.save_upload(cached.workspace(), upload.name, upload.getvalue())
         except DataError as e:
             ui.show_data_error(e)
         else:
@@ -121,11 +122,11 @@ def inspect() -> None:
     st.session_state["active_dataset"] = path
     with top[1]:
         eval_path = ui.pick_dataset("Eval data (optional)", key=f"ds_eval::{path}", optional=True,
-                                    default=ui.sibling_eval(path), none_label="None",
+                                    default=inventory.sibling_eval(path), none_label="None",
                                     help="Checked for rows that are also in the training data; it can also be "
                                          "registered as the eval set instead of a split.")
     try:
-        columns = ui.dataset_columns(path)
+        columns = cached.dataset_columns(path)
     except DataError as e:
         ui.show_data_error(e)
         return
@@ -148,7 +149,7 @@ def inspect() -> None:
         inp, out = mapping
     read_fmt = fmt or detected  # a detected prompts-only file is read as one, not refused for lacking answers
     try:
-        ds = ui.valid_examples(path, inp, out, read_fmt)
+        ds = cached.valid_examples(path, inp, out, read_fmt)
     except DataError as e:
         ui.show_data_error(e)
         return
@@ -156,15 +157,14 @@ def inspect() -> None:
         st.error(f"**`{Path(path).name}` cannot be read as {views.FORMAT_NAMES.get(shown, 'a dataset')}:** "
                  f"{type(e).__name__}: {e}", icon=":material/report:")
         return
-    guess = "classification" if ui.looks_like_labels(ds) else (
-        "text_generation" if ds.format == "chat" else "summarization")
+    guess = inventory.guess_task(ds)
     task = top[3].selectbox("Task", TASKS, index=TASKS.index(guess), key=f"ds_task::{path}::{ds.format}",
                             format_func=TASK_NAMES.get, disabled=ds.format not in ("prompt_answer", "chat"),
                             help="Decides the default prompt template and what the check expects "
                                  "(e.g. rare classes for classification).")
     task = task if ds.format in ("prompt_answer", "chat") else None
     try:
-        report = ui.check_report(path, task, read_fmt, inp, out, eval_path)
+        report = cached.check_report(path, task, read_fmt, inp, out, eval_path)
     except (KeyError, TypeError, ValueError) as e:  # e.g. an eval file of another format
         st.error(f"**The check could not finish:** {type(e).__name__}: {e}", icon=":material/report:")
         return
@@ -185,8 +185,7 @@ def inspect() -> None:
         st.subheader(":material/call_split: Split and register")
         st.caption("Registering stores a normalised copy under a name, split into train and eval, in the workspace "
                    "catalog. It then appears in the dataset pickers of Tune, Evaluate and Playground.")
-        ctx = {**catalog_views.split_settings(path, columns, eval_path), "format": read_fmt, "forced": fmt is not None,
-               "columns": (inp, out)}
+        ctx = {**catalog_views.split_settings(path, columns, eval_path), "format": read_fmt, "columns": (inp, out)}
 
     with check_box:
         st.subheader(":material/fact_check: Check")
@@ -196,10 +195,10 @@ def inspect() -> None:
         with left:
             views.problems_section(report, path)
             views.overlap_note(report, eval_path)
-            catalog_views.fixes_section(report, ds, path, ctx)
+            catalog_views.fixes_section(report, path, ctx)
         with right:
             labels = report.get("stats", {}).get("labels") or {}
-            if labels and (task == "classification" or ui.looks_like_labels(ds)):
+            if labels and (task == "classification" or guess == "classification"):
                 st.markdown("**Label distribution**")
                 rare = sum(g["count"] for g in report["groups"] if g["kind"] == "rare class")
                 st.caption(f"{len(labels)} classes." + (f" {rare} with very few examples (listed on the left): "
@@ -221,7 +220,7 @@ def inspect() -> None:
         else:
             views.table_preview(ds, path)
     with split_box:
-        catalog_views.register_card(path, report, ds, ctx)
+        catalog_views.register_card(path, report, ctx)
 
 
 catalog_views.catalog_list()

@@ -8,13 +8,14 @@ from pathlib import Path
 
 import streamlit as st
 
-from core import preferences
+from core import job_queue, jobs, preferences, runs
 from core.config import ConfigError, GenerationConfig
 from core.data import DataError
 from core.generate import stream_text
 from core.models import ModelError
-from core.templates import PLACEHOLDER, render_prompt
-from studio import charts, ui
+from core.names import JOB_KIND_NAMES
+from core.templates import render_prompt, template_for
+from studio import cached, charts, ui
 
 HISTORY = 20
 
@@ -23,7 +24,7 @@ def fill_example(config: dict) -> None:
     """Put a random example from the run's eval data (else its training data) into the input box."""
     path = config.get("eval_file") or config.get("train_file")
     try:
-        ds = ui.load_dataset(path, config.get("input_column"), config.get("output_column"))
+        ds = cached.load_dataset(path, config.get("input_column"), config.get("output_column"))
     except DataError as e:
         st.session_state["pg_example_error"] = str(e)
         return
@@ -99,15 +100,21 @@ def extra_choices(ws: Path, run: dict | None, model_name: str) -> dict[str, str]
     same base model. {label: adapter folder}."""
     out = {}
     if run:
-        ckpts = sorted((Path(run["run_dir"]) / "checkpoints").glob("checkpoint-*"),
-                       key=lambda p: int(p.name.rsplit("-", 1)[-1]) if p.name.rsplit("-", 1)[-1].isdigit() else 0)
-        for c in ckpts:
+        for c in runs.checkpoints(run["run_dir"]):
             if (c / "adapter_config.json").exists():
-                out[f"{run['run_id']} · step {c.name.rsplit('-', 1)[-1]}"] = str(c)
-    for r in ui.finished_runs(ws):
+                out[f"{run['run_id']} · step {runs.checkpoint_step(c)}"] = str(c)
+    for r in runs.finished_runs(ws):
         if r["run_id"] != (run or {}).get("run_id") and (r["config"].get("model") or "") == model_name:
-            out[f"{r['status'].get('name') or r['run_id']} (run {r['run_id']})"] = str(Path(r["run_dir"]) / "adapter")
+            out[f"{r['status'].get('name') or r['run_id']} (run {r['run_id']})"] = str(runs.adapter_dir(r["run_dir"]))
     return out
+
+
+def busy_note(ws: Path) -> None:
+    """The Playground answers at once, beside any job: say so while one computes."""
+    busy = [j for j in job_queue.started(ws) if runs.read_status(ws / j["job"]).get("state") == "running"]
+    if busy:
+        st.caption(f":material/sync: A {JOB_KIND_NAMES.get(jobs.read_job(ws / busy[0]['job']).get('kind'), 'job')}"
+                   " is running on this machine; the Playground answers beside it, so both run a little slower.")
 
 
 def panes(result: dict):
@@ -166,12 +173,12 @@ def result_footer(ws: Path, result: dict, show_prompt: bool) -> None:
 st.title("Playground")
 st.caption("Ask the base model and your tuned model the same thing and read the answers side by side. Both get "
            "the run's prompt template, so the difference you see is what tuning changed.")
-ws = ui.workspace()
+ws = cached.workspace()
 
 with st.container(border=True):
     run, config, model_name = ui.pick_run_and_model(
         ws, key="pg", run_help="Finished runs with a saved adapter (succeeded or cancelled).")
-    template = config.get("template") or PLACEHOLDER
+    template = template_for(config or None)
     if run:
         with st.expander("The run's prompt template"):
             st.code(template, language=None, wrap_lines=True)
@@ -189,6 +196,7 @@ with st.container(border=True):
                             placeholder="Checkpoints of this run, or other runs on the same base model",
                             help="Each pane answers the same input with its own adapter and the template above.")
     history_slot = st.empty()  # filled last, so an input generated in this run is already listed
+busy_note(ws)
 
 with st.expander("Generation settings", icon=":material/tune:"):
     c = st.columns(4)
@@ -217,9 +225,9 @@ if clicked:
             gen = GenerationConfig(max_output_tokens=int(max_tokens), temperature=float(temperature),
                                    top_k=int(top_k), top_p=float(top_p), seed=int(seed),
                                    stop_sequences=[s.strip().replace("\\n", "\n") for s in stops.split("|")])
-            adapter = Path(run["run_dir"]) / "adapter" if run else None
+            adapter = runs.adapter_dir(run["run_dir"]) if run else None
             with st.spinner("Loading the model (the first time can take a minute)…"):
-                model, tok, device = ui.load_model(model_name, adapter)
+                model, tok, device = cached.load_model(model_name, adapter)
             rendered = render_prompt(tok, template, prompt)
             remember(prompt)
             result = {"results": {}, "prompt": prompt, "rendered": rendered, "model": model_name,
@@ -228,7 +236,7 @@ if clicked:
                       "settings": {"temperature": gen.temperature, "top_k": gen.top_k, "top_p": gen.top_p,
                                    "seed": gen.seed, "max_output_tokens": gen.max_output_tokens}}
             slots = panes(result)
-            with ui.generation_lock():  # disable_adapter() briefly changes the shared model
+            with cached.generation_lock():  # disable_adapter() briefly changes the shared model
                 if run:
                     with model.disable_adapter():
                         result["results"]["base"] = stream_into(slots["base"], model, tok, rendered, gen)
@@ -237,8 +245,8 @@ if clicked:
                     result["results"]["base"] = stream_into(slots["base"], model, tok, rendered, gen)
             for label, adapter_dir in result["extra"].items():
                 with st.spinner(f"Loading {label}…"):
-                    other, other_tok, _ = ui.load_model(model_name, Path(adapter_dir))
-                with ui.generation_lock():
+                    other, other_tok, _ = cached.load_model(model_name, Path(adapter_dir))
+                with cached.generation_lock():
                     result["results"][label] = stream_into(slots[label], other, other_tok, rendered, gen)
             st.session_state["pg_result"] = result
             result_footer(ws, result, show_prompt)

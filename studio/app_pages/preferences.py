@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import streamlit as st
 
-from studio import label_views, ui
+from studio import cached, label_views
 
 st.title("Preferences")
 st.caption("Compare two answers to the same prompt without knowing which model wrote them. Curated pairs "
            "(chosen vs rejected) train a DPO run on the Tune page.")
-ws = ui.workspace()
+ws = cached.workspace()
 
 with st.container(border=True):
     c1, c2 = st.columns([1, 2])

@@ -10,7 +10,7 @@ import pandas as pd
 import streamlit as st
 
 from core import jobs, runs
-from studio import charts, run_views, ui
+from studio import cached, charts, run_views, ui
 
 
 def local_time(iso: str | None):
@@ -107,9 +107,6 @@ def compare_view(run_dirs: list[Path]) -> None:
         metrics = data["metrics"][r["run_id"]]
         train = [m["loss"] for m in metrics if m.get("loss") is not None]
         best = r["best_eval_loss"], r["best_step"]
-        if best[0] is None:  # as in summary(): the lowest eval loss logged
-            best = min(((m["eval_loss"], m["step"]) for m in metrics if m.get("eval_loss") is not None),
-                       default=(None, None))
         rows.append({"Run": label, "Status": r["state"], "Steps": f"{r['steps']} / {r['max_steps']}",
                      "Last train loss": train[-1] if train else None, "Best eval loss": best[0], "Best step": best[1],
                      "Duration": ui.fmt_duration(r["duration_s"])})
@@ -131,8 +128,7 @@ def compare_view(run_dirs: list[Path]) -> None:
 st.title("Runs")
 st.caption("Every tuning run in this workspace. Choose one to watch, rename or delete it; choose two or more to "
            "compare their curves and settings.")
-ws = ui.workspace()
-jobs.start_next(ws)  # recovers the queue after a worker was killed
+ws = cached.workspace()
 for key, show in (("runs_error", st.error), ("runs_done", st.success)):
     if st.session_state.get(key):
         show(st.session_state.pop(key))
@@ -142,7 +138,7 @@ if not items:
     st.stop()
 
 by_id = {r["run_id"]: r for r in items}
-rows = [run_views.summary(r) for r in items]
+rows = [runs.summary(r) for r in items]
 c1, c2 = st.columns([2, 3])
 text = c1.text_input("Filter", key="runs_filter", placeholder="Name, run id, model, dataset or task")
 states = c2.pills("State", runs.STATES, selection_mode="multi", key="runs_states",

@@ -2,24 +2,29 @@
 few real steps, launch it into the job queue, and watch it live."""
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import streamlit as st
 
-from core import jobs, preferences, runs
-from core.config import BASE_LEARNING_RATE, BUNDLED_MODEL, DPO_LEARNING_RATE, TASKS, ConfigError, LoraSettings, \
-    TuneConfig, recommend_dpo_steps, recommend_steps
+from core import inventory, job_queue, jobs, preferences, runs
+from core.config import BASE_LEARNING_RATES, BUNDLED_MODEL, DPO_TEMPLATE, ConfigError, TuneConfig, \
+    recommend_dpo_steps, recommend_steps
 from core.data import MIN_EXAMPLES, DataError
 from core.models import ModelError
+from core.names import METHOD_NAMES, TASK_NAMES, TASKS
+from core.requests import tune_config
 from core.templates import default_template, training_pairs
-from studio import run_views, ui
-from studio.run_views import METHOD_NAMES, TASK_NAMES
-
-# DPO prompts come from the pairs as they are (as `studio tune --method dpo` does).
-DPO_TEMPLATE = "{input_text}"
+from studio import cached, run_views, ui
 # Settings that change the time per step: a measurement taken with other values no longer holds.
-SPEED_KEYS = ("model", "method", "train_file", "batch_size", "max_seq_length", "lora", "device")
+SPEED_KEYS = ("model", "method", "train_file", "batch_size", "max_seq_length", "lora_rank", "device")
+
+
+def speed_view(config: dict) -> dict:
+    """The settings a measured speed depends on, from a TuneConfig dict (the trial's) or the form's."""
+    return {"model": config.get("model"), "method": config.get("method"), "train_file": config.get("train_file"),
+            "batch_size": config.get("batch_size"), "max_seq_length": config.get("max_seq_length"),
+            "lora_rank": (config.get("lora") or {}).get("rank"), "device": config.get("device"),
+            "max_iterations": config.get("max_iterations"), "eval_every": config.get("eval_every")}
 
 
 def sft_data() -> dict | None:
@@ -29,7 +34,7 @@ def sft_data() -> dict | None:
                                      help="Add or upload datasets on the Datasets page.")
     with c2:
         eval_path = ui.pick_dataset("Eval data (optional)", key=f"tune_eval::{train_path}", optional=True,
-                                    default=ui.sibling_eval(train_path),
+                                    default=inventory.sibling_eval(train_path),
                                     none_label="None: hold out a slice of the training data",
                                     help="Used for the eval loss curve, the best checkpoint and early stopping.")
     if train_path is None:
@@ -38,7 +43,7 @@ def sft_data() -> dict | None:
     if ds is None:
         return None
     c1, c2 = st.columns(2)
-    guess = "classification" if ui.looks_like_labels(ds) else "summarization"
+    guess = inventory.guess_task(ds)
     task = c1.selectbox("Task", TASKS, index=TASKS.index(guess), key=f"tune_task::{train_path}",
                         format_func=TASK_NAMES.get,
                         help="Decides the default prompt template and which metrics Evaluate shows.")
@@ -48,7 +53,7 @@ def sft_data() -> dict | None:
     if labels:
         summary += f" · {len(labels)} labels: {', '.join(labels[:12])}{' …' if len(labels) > 12 else ''}"
     st.caption(summary)
-    return {"method": "sft", "train_file": str(Path(train_path).resolve()), "eval_path": eval_path, "ds": ds,
+    return {"method": "sft", "train_file": train_path, "eval_path": eval_path, "ds": ds,
             "task": task, "labels": labels, "model": model, "rows": len(ds), "input_column": ds.input_column,
             "output_column": ds.output_column, "queue": None}
 
@@ -69,7 +74,7 @@ def dpo_data(ws: Path) -> dict | None:
                              format_func=lambda n: f"{n}  ·  {items[n]} items  ·  {curated[n]} curated pairs",
                              help="Curated pairs: the adjudicated choice, else the majority label. Ties, "
                                   "both-bad and split votes are left out.")
-        rows, train_file = curated[queue], f"queue:{queue}"
+        rows, train_file = curated[queue], None
     else:
         path = ui.pick_dataset("Preference pairs file", key="tune_pairs",
                                help="Columns input_text, candidate_0, candidate_1, choice (or prompt, chosen, "
@@ -77,11 +82,11 @@ def dpo_data(ws: Path) -> dict | None:
         if path is None:
             return None
         try:
-            rows = len(ui.valid_examples(path, format="preference"))
+            rows = len(cached.valid_examples(path, format="preference"))
         except DataError as e:
             ui.show_data_error(e)
             return None
-        train_file = str(Path(path).resolve())
+        train_file = path
     c1, c2 = st.columns(2)
     task = c1.selectbox("Task", TASKS, index=TASKS.index("text_generation"), key="tune_dpo_task",
                         format_func=TASK_NAMES.get, help="Which metrics Evaluate shows for the tuned model.")
@@ -120,7 +125,7 @@ def template_card(data: dict) -> str:
                                                 help="Loads the model's tokenizer to apply its chat template."):
             try:
                 with st.spinner("Loading the tokenizer…"):
-                    tok = ui.load_tokenizer(data["model"])
+                    tok = cached.load_tokenizer(data["model"])
                 pair = training_pairs(tok, template, data["ds"].examples[0])[0]  # a chat trains on its first turn
                 st.code(pair["prompt"] + pair["completion"], language=None, wrap_lines=True)
                 st.caption("The prompt as the model sees it, followed by the answer it is taught to give.")
@@ -131,7 +136,7 @@ def template_card(data: dict) -> str:
 
 def settings_card(data: dict) -> dict:
     dpo = data["method"] == "dpo"
-    base_lr = DPO_LEARNING_RATE if dpo else BASE_LEARNING_RATE
+    base_lr = BASE_LEARNING_RATES[data["method"]]
     with st.container(border=True):
         st.subheader("3 · Settings")
         c = st.columns(4)
@@ -180,25 +185,20 @@ def settings_card(data: dict) -> dict:
             device = a1.selectbox("Device", ["auto", "cuda", "mps", "cpu"], key="tune_device",
                                   help="auto picks a GPU when there is one.")
             seed = a2.number_input("Seed", 0, 2**31 - 1, value=0, key="tune_seed")
-    return {"batch_size": int(batch_size), "max_iterations": int(steps), "learning_rate": multiplier * base_lr,
-            "eval_every": int(eval_every), "lora": LoraSettings(rank=int(rank), alpha=int(alpha)),
+    return {"batch_size": int(batch_size), "steps": int(steps), "learning_rate_multiplier": float(multiplier),
+            "eval_every": int(eval_every), "lora_rank": int(rank), "lora_alpha": int(alpha),
             "max_seq_length": int(max_len), "name": name.strip(), "early_stopping_patience": int(patience),
-            "eval_samples": int(eval_samples), "beta": float(beta), "best_checkpoint": bool(best), "device": device,
-            "seed": int(seed)}
+            "eval_samples": int(eval_samples), "best_checkpoint": bool(best), "device": device,
+            "seed": int(seed), **({"beta": float(beta)} if dpo else {})}
 
 
-def build_config(data: dict, template: str, settings: dict) -> TuneConfig | None:
-    """The run's TuneConfig, or None after showing what is wrong with the data or a setting."""
+def build_config(ws: Path, data: dict, template: str, settings: dict) -> TuneConfig | None:
+    """The run's TuneConfig (core.requests), or None after showing what is wrong with the data or a setting."""
     try:
-        if data["method"] == "dpo" and data["rows"] < MIN_EXAMPLES:
-            raise ConfigError(f"DPO needs at least {MIN_EXAMPLES} preference pairs; this source has {data['rows']}")
-        if data["eval_path"]:  # the worker reads it with the training columns; fail here, not there
-            ui.load_dataset(data["eval_path"], data["input_column"], data["output_column"])
-        return TuneConfig(task=data["task"], train_file=data["train_file"], template=template,
-                          eval_file=str(Path(data["eval_path"]).resolve()) if data["eval_path"] else None,
-                          model=data["model"].strip() or BUNDLED_MODEL, labels=data["labels"],
-                          input_column=data["input_column"], output_column=data["output_column"],
-                          method=data["method"], preference_queue=data["queue"], **settings)
+        return tune_config(ws, method=data["method"], task=data["task"], train_file=data["train_file"],
+                           preference_queue=data["queue"], eval_file=data["eval_path"],
+                           input_column=data["input_column"], output_column=data["output_column"],
+                           model=data["model"].strip() or BUNDLED_MODEL, template=template, **settings)[0]
     except DataError as e:
         ui.show_data_error(e)
     except ConfigError as e:
@@ -207,7 +207,7 @@ def build_config(data: dict, template: str, settings: dict) -> TuneConfig | None
 
 
 def launch(ws: Path, cfg: TuneConfig) -> None:
-    run_dir = runs.create_run(ws, cfg.to_dict(), name=cfg.name)
+    run_dir = jobs.create_tune(ws, cfg)
     outcome = jobs.submit(run_dir)
     st.session_state["tune_run_pick"] = run_dir.name
     name = cfg.name or run_dir.name
@@ -215,10 +215,10 @@ def launch(ws: Path, cfg: TuneConfig) -> None:
         st.success(f"Run **{name}** started. Watch it below; it goes on even if you close the browser.",
                    icon=":material/rocket_launch:")
     else:
-        waiting = jobs.queue(ws)
-        where = f"position {waiting.index(run_dir.name) + 1} of {len(waiting)}" if run_dir.name in waiting else "next"
-        st.info(f"Run **{name}** is queued ({where}): one run trains at a time, and it starts by itself when the "
-                "runs ahead of it finish.", icon=":material/schedule:")
+        place = job_queue.position(ws, run_dir.name)
+        where = f"position {place[0]} of {place[1]}" if place else "next"
+        st.info(f"Run **{name}** is queued ({where}): one job computes at a time on a device, and it starts by "
+                "itself when the jobs ahead of it finish.", icon=":material/schedule:")
 
 
 # ---------------------------------------------------------------- measured speed
@@ -228,6 +228,11 @@ def measuring(folder: Path, config: dict) -> None:
     if jobs.estimate_from(folder, config) is not None:
         st.rerun()  # the full page shows the result
     status = runs.read_status(folder)
+    place = job_queue.position(folder.parent.parent, folder.name)
+    if place:
+        st.info(f"Speed trial queued (position {place[0]} of {place[1]}): it measures alone, after the jobs "
+                "ahead of it, so the number holds.", icon=":material/schedule:")
+        return
     st.info(f"Measuring speed: {jobs.ESTIMATE_STEPS} real tuning steps with these settings · "
             f"{status.get('phase') or 'starting the worker'} · step {status.get('step') or 0} of "
             f"{jobs.ESTIMATE_STEPS}. Loading the model takes a moment.", icon=":material/speed:")
@@ -239,11 +244,8 @@ def speed_result(current: dict) -> None:
     if not trial or not Path(trial["folder"]).is_dir():
         return
     folder, measured = Path(trial["folder"]), trial["config"]
-    projection = {**measured, **{k: current[k] for k in ("max_iterations", "eval_every") if k in current}}
+    projection = {**measured, **{k: current[k] for k in ("max_iterations", "eval_every") if current.get(k)}}
     result = jobs.estimate_from(folder, projection)
-    if trial.get("shared"):
-        st.caption(":material/info: A run was training when this was measured, so the trial shared the machine "
-                   "with it: alone, steps will be faster.")
     if result is None:
         measuring(folder, projection)
         return
@@ -263,7 +265,7 @@ def speed_result(current: dict) -> None:
         st.caption(f":material/speed: Measured from {jobs.ESTIMATE_STEPS} real tuning steps with these settings on "
                    f"{result.get('device') or '?'}, {result.get('precision') or '?'} precision: the median step "
                    f"time, the first step (set-up) left out. Projected for {result['steps']} steps.")
-        changed = [k for k in SPEED_KEYS if k in current and current[k] != measured.get(k)]
+        changed = [k for k in SPEED_KEYS if current.get(k) != speed_view(measured).get(k)]
         if changed:
             st.warning(f"Measured with other settings ({', '.join(changed)} changed since): measure again for a "
                        "number that holds.", icon=":material/history:")
@@ -290,30 +292,28 @@ def setup_form(ws: Path) -> None:
                         help=f"Runs {jobs.ESTIMATE_STEPS} real tuning steps with these settings in the background "
                              "and projects the whole run's time and memory from them.")
     if start or measure:
-        cfg = build_config(data, template, settings)
+        cfg = build_config(ws, data, template, settings)
         if cfg is not None and start:
             launch(ws, cfg)
         elif cfg is not None:
-            shared = any(r["status"].get("state") == "running" for r in runs.list_runs(ws))
-            folder = jobs.start_estimate(ws, cfg.to_dict())
-            st.session_state["tune_estimate"] = {"folder": str(folder), "config": cfg.to_dict(), "shared": shared}
+            folder = jobs.start_estimate(ws, cfg)
+            st.session_state["tune_estimate"] = {"folder": str(folder), "config": cfg.to_dict()}
             st.rerun()  # redraw with the button disabled while the trial runs
-    current = {"model": data["model"].strip() or BUNDLED_MODEL, "method": data["method"],
-               "train_file": data["train_file"], **settings,
-               "lora": dataclasses.asdict(settings["lora"])}
-    speed_result(current)
+    train_file = f"queue:{data['queue']}" if data["queue"] else str(Path(data["train_file"]).resolve())
+    speed_result(speed_view({"model": data["model"].strip() or BUNDLED_MODEL, "method": data["method"],
+                             "train_file": train_file, "lora": {"rank": settings["lora_rank"]},
+                             "max_iterations": settings["steps"], **settings}))
 
 
 st.title("Tune")
 st.caption("Teach a small open model your task with LoRA: a small adapter learns from your examples while "
            "the base model's weights stay as they are. The run goes on in the background, even if you close "
            "the browser.")
-ws = ui.workspace()
+ws = cached.workspace()
 setup_form(ws)
 
 st.subheader("Runs")
-jobs.start_next(ws)  # recovers the queue after a worker was killed
-if jobs.queue(ws):
+if job_queue.queue(ws):
     run_views.live_queue(ws)
 all_runs = runs.list_runs(ws)
 if not all_runs:

@@ -1,0 +1,29 @@
+"""`studio` command line. Everything the browser does, this does too; `--json` gives machine-readable
+output. One module per task: models (serve, tune, evaluate, generate), runs (runs and the job queue),
+data (datasets), prefs (preference pairs)."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from core.cli import data, models, prefs, runs
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="studio", description="Tuning Studio: LoRA tuning and base-vs-tuned comparison.")
+    p.add_argument("--workspace", help="workspace folder (default: $STUDIO_WORKSPACE or ./workspace)")
+    sub = p.add_subparsers(dest="command", required=True)
+    common = argparse.ArgumentParser(add_help=False)  # --workspace also works after the subcommand
+    common.add_argument("--workspace", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    for module in (models, runs, data, prefs):
+        module.add_parsers(sub, common)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,65 @@
+"""What every `studio` subcommand shares: the error line, the workspace, one-run lookups, and the
+progress line of a job that is being waited for."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from core import job_queue, jobs, runs
+
+
+def fail(message: str, code: int = 2) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return code
+
+
+def workspace(a) -> Path:
+    return runs.workspace_dir(a.workspace)
+
+
+def with_run(action):
+    """A subcommand on one run id, with the unknown or unsafe id reported instead of raised."""
+    def cmd(a) -> int:
+        try:
+            run_dir = runs.run_path(workspace(a), a.run_id)
+        except (ValueError, FileNotFoundError) as e:
+            return fail(str(e))
+        action(a, run_dir)
+        return 0
+    return cmd
+
+
+def progress_line(status: dict, metrics: list[dict]) -> str:
+    """One line of a job's progress: steps, losses and speed for tuning; answers for generation jobs."""
+    if status.get("total") is not None and status.get("kind") in ("evaluate", "candidates"):
+        return f"{status.get('done') or 0}/{status.get('total') or '?'} answers  {status.get('phase') or ''}".rstrip()
+    last = next((m for m in reversed(metrics) if "loss" in m), {})
+    ev = next((m for m in reversed(metrics) if "eval_loss" in m), {})
+    parts = [f"step {status.get('step', 0)}/{status.get('max_steps', '?')}"]
+    if "loss" in last:
+        parts.append(f"loss {last['loss']:.4f}")
+    if "eval_loss" in ev:
+        parts.append(f"eval_loss {ev['eval_loss']:.4f}")
+    if last.get("tokens_per_s"):
+        parts.append(f"{last['tokens_per_s']:.0f} tok/s")
+    if status.get("eta_s"):
+        parts.append(f"ETA {status['eta_s']:.0f}s")
+    return "  ".join(parts)
+
+
+def submit_and_report(job_dir: Path, quiet: bool = False) -> str:
+    """Submit a job; say whether it started or waits, and where it waits."""
+    how = jobs.submit(job_dir)
+    if not quiet and how == "queued":
+        place = job_queue.position(job_queue.workspace_of(job_dir), job_dir.name)
+        where = f" (position {place[0]} of {place[1]} in the queue)" if place else ""
+        print(f"{job_dir.name} waits for the jobs ahead of it{where}", file=sys.stderr, flush=True)
+    return how
+
+
+def wait_and_show(job_dir: Path, quiet: bool = False, stream=sys.stdout) -> dict:
+    """Block until the job ends, printing its progress unless quiet."""
+    def show(st, new):
+        if not quiet:
+            print(progress_line(st, runs.read_metrics(job_dir)), file=stream, flush=True)
+    return jobs.wait(job_dir, show, poll=0.5)
