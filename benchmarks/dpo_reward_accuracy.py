@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from core import jobs, runs  # noqa: E402
-from core.cli import build_config, parser  # noqa: E402
+from core.requests import tune_config  # noqa: E402
 from core.templates import default_template  # noqa: E402
 
 
@@ -41,12 +41,11 @@ def main() -> None:
             cands = [r["output_text"], wrong] if first_is_right else [wrong, r["output_text"]]
             f.write(json.dumps({"input_text": r["input_text"], "candidate_0": cands[0], "candidate_1": cands[1],
                                 "choice": 0 if first_is_right else 1}) + "\n")
-    argv = ["tune", "--method", "dpo", "--train", str(path), "--task", "classification", "--steps", str(a.steps),
-            "--batch-size", str(a.batch_size), "--learning-rate", str(a.learning_rate), "--eval-every", "10",
-            "--template", default_template("classification", labels), "--workspace", str(ws)]
-    cfg, why = build_config(parser().parse_args(argv))
-    run_dir = runs.create_run(ws, cfg.to_dict(), name="bench-dpo")
-    jobs.start_tuning(run_dir)
+    cfg, why = tune_config(ws, method="dpo", task="classification", train_file=str(path), steps=a.steps,
+                           batch_size=a.batch_size, learning_rate=a.learning_rate, eval_every=10,
+                           template=default_template("classification", labels), name="bench-dpo")
+    run_dir = jobs.create_tune(ws, cfg)
+    jobs.submit(run_dir)
     status = jobs.wait(run_dir, lambda st, new: print(f"step {st.get('step')}", file=sys.stderr))
     metrics = runs.read_metrics(run_dir)
     evals = [(m["step"], m["eval_rewards_accuracies"]) for m in metrics if "eval_rewards_accuracies" in m]

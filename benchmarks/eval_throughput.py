@@ -16,6 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from core import runs  # noqa: E402
+from core.config import EvalConfig  # noqa: E402
 from core.evaluate import run_evaluation  # noqa: E402
 
 
@@ -30,8 +31,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for name, batch, constrained in (("one_row_at_a_time", 1, False), ("batched_16", 16, False),
                                          ("batched_16_constrained", 16, True)):
-            run_evaluation(ws, data, "classification", limit=a.rows, batch_size=batch, constrained=constrained,
-                           out_dir=Path(tmp) / name)
+            run_evaluation(ws, EvalConfig(data=str(data), task="classification", limit=a.rows, batch_size=batch,
+                                          constrained=constrained), Path(tmp) / name)
             m = runs.read_json(Path(tmp) / name / "metrics.json")
             out[name] = {"rows_per_second": m["rows_per_second"], "accuracy": round(m["base"]["accuracy"], 4),
                          "off_label": m["base"]["off_label_count"]}

@@ -19,8 +19,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from core import jobs, runs  # noqa: E402
-from core.cli import build_config, parser  # noqa: E402
-from core.evaluate import run_evaluation  # noqa: E402
+from core.config import EvalConfig  # noqa: E402
+from core.requests import tune_config  # noqa: E402
 
 SAMPLES = {"classification": ("classification_train.jsonl", "classification_eval.jsonl"),
            "summarization": ("summarization_train.jsonl", "summarization_eval.jsonl")}
@@ -48,11 +48,10 @@ def main() -> None:
     if a.run:
         run_dir = runs.run_path(ws, a.run)
     else:
-        argv = ["tune", "--train", train, "--eval", ev, "--task", a.task, "--steps", str(a.steps),
-                "--batch-size", str(a.batch_size)] + (["--learning-rate", str(a.learning_rate)] if a.learning_rate else [])
-        cfg, _ = build_config(parser().parse_args(argv))
-        run_dir = runs.create_run(ws, cfg.to_dict(), name=f"bench-{a.task}-{a.steps}")
-        jobs.start_tuning(run_dir)
+        cfg, _ = tune_config(ws, task=a.task, train_file=train, eval_file=ev, steps=a.steps, batch_size=a.batch_size,
+                             learning_rate=a.learning_rate, name=f"bench-{a.task}-{a.steps}")
+        run_dir = jobs.create_tune(ws, cfg)
+        jobs.submit(run_dir)
         jobs.wait(run_dir, lambda st, new: print(f"step {st.get('step')}/{st.get('max_steps')}", file=sys.stderr))
     status = runs.read_status(run_dir)
     cfg = runs.read_json(run_dir / "config.json")
@@ -60,9 +59,12 @@ def main() -> None:
     steady = train_lines[2:] or train_lines  # the first steps include warm-up
     step_times = [b["time"] - a_["time"] for a_, b in zip(steady, steady[1:])]
 
-    t0 = time.time()
-    result = run_evaluation(ws, ev, a.task, run_dir=run_dir, limit=a.limit)
+    t0 = time.time()  # the evaluation as the studio runs it: a job on the queue
+    eval_dir = jobs.create_evaluation(ws, EvalConfig(data=ev, task=a.task, run_id=run_dir.name, limit=a.limit))
+    jobs.submit(eval_dir)
+    jobs.wait(eval_dir)
     eval_s = time.time() - t0
+    result = runs.read_json(eval_dir / "metrics.json")
     out = {
         "date": runs.now_iso(), "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
         "device": status.get("device"), "precision": status.get("precision"), "run_id": run_dir.name,

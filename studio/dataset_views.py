@@ -1,6 +1,7 @@
-"""The cards of the Datasets page that read a dataset: the check report, the token pre-flight, and
-previews of rows and conversations (studio/catalog_views.py writes: fixed copies, splits, the catalog).
-Every decision about the data is core's (core.datacheck); this module only lays it out."""
+"""The cards of the Datasets page that read a dataset: the verdict and overview numbers, the check
+report, the token pre-flight, and previews of rows and conversations (studio/catalog_views.py writes:
+fixed copies, splits, the catalog). Every decision about the data is core's (core.datacheck); this
+module only lays it out."""
 from __future__ import annotations
 
 import html
@@ -47,6 +48,49 @@ def missing_columns(fmt: str | None, columns: list[str]) -> str | None:
 
 
 # ---------------------------------------------------------------- check
+
+def headline(report: dict, ds, fmt: str) -> None:
+    valid, rows = report["valid_rows"], report["rows"]
+    what = (f"prompts from `{ds.input_column}`, answers from `{ds.output_column}`" if fmt == "prompt_answer"
+            else f"conversations from `{ds.input_column}`")
+    if report["usable"]:
+        if valid == rows:
+            st.success(f"**{valid:,} examples** are ready for tuning: {what}.", icon=":material/task_alt:")
+        else:
+            st.success(f"**{valid:,} of {rows:,} rows** are ready for tuning ({what}); the {rows - valid:,} with "
+                       "problems are listed below and would be left out of a fixed copy.", icon=":material/task_alt:")
+    elif fmt in ("preference", "unlabeled") and valid:
+        use = ("preference tuning (DPO)" if fmt == "preference"
+               else "generating answers and evaluating, or labelling first")
+        st.info(f"**{valid:,} {FORMAT_NAMES[fmt].lower()}** read. Supervised tuning needs prompt → answer "
+                f"examples or conversations; this file is for {use}.", icon=":material/info:")
+    else:
+        first = next((g for g in report["groups"] if g["level"] == "error"), None)
+        why = f" First problem: {first['kind']} (×{first['count']})." if first else ""
+        st.error(f"**Not usable for tuning as it is:** {valid:,} of {rows:,} rows can be read.{why}",
+                 icon=":material/block:")
+
+
+def overview(report: dict, ds) -> None:
+    stats, m = report.get("stats", {}), st.columns(4)
+    m[0].metric("Valid rows", f"{report['valid_rows']:,} / {report['rows']:,}", border=True)
+    if ds.format == "chat":
+        turns = sorted(len(e["messages"]) for e in ds.examples)
+        model_turns = sum(m["role"] == "assistant" for e in ds.examples for m in e["messages"])
+        m[1].metric("Turns per conversation (median)", turns[len(turns) // 2] if turns else 0, border=True)
+        m[2].metric("Model turns to learn", f"{model_turns:,}", border=True,
+                    help="Every model/assistant turn becomes one training pair.")
+        m[3].metric("With a system prompt", sum(e["messages"][0]["role"] == "system" for e in ds.examples),
+                    border=True)
+        return
+    p, a = stats.get("prompt_chars") or {}, stats.get("answer_chars") or {}
+    m[1].metric("Distinct answers", f"{len(ds.label_counts()):,}" if ds.format == "prompt_answer" else "–",
+                border=True, help="A small number of distinct answers suggests a classification task.")
+    m[2].metric("Prompt length (median)", f"{p.get('median', 0):,} chars", border=True,
+                help=f"Shortest {p.get('min')}, 95th percentile {p.get('p95')}, longest {p.get('max')} characters.")
+    m[3].metric("Answer length (median)", f"{a.get('median', 0):,} chars" if a else "–", border=True,
+                help=f"Shortest {a.get('min')}, longest {a.get('max')} characters." if a else None)
+
 
 def problems_section(report: dict, path: str) -> None:
     """Problems grouped by kind (errors first), the first rows of each, and the full list as CSV."""

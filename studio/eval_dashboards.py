@@ -1,12 +1,18 @@
-"""The Evaluate page's dashboards: headline numbers with deltas, per-class F1 and confusion matrices for
-classification, ROUGE for summarization, the answers of a base-only evaluation, and which decoding
-produced the numbers. Numbers come from metrics.json as core.evaluate wrote them."""
+"""The Evaluate page's dashboards: one finished evaluation (its header, or why it failed), headline
+numbers with deltas, per-class F1 and confusion matrices for classification, ROUGE for summarization,
+the answers of a base-only evaluation, and which decoding produced the numbers. Numbers come from
+metrics.json as core.evaluate wrote them."""
 from __future__ import annotations
+
+from pathlib import Path
 
 import pandas as pd
 import streamlit as st
 
-from studio import charts, eval_views, ui
+from core import runs
+from core.config import BUNDLED_MODEL
+from core.names import TASK_NAMES
+from studio import cached, charts, eval_views, ui
 
 ROUGE = [("rouge1", "ROUGE-1"), ("rouge2", "ROUGE-2"), ("rougeL", "ROUGE-L"), ("rougeLsum", "ROUGE-Lsum")]
 MODES = {"constrained": ("Constrained to the label set", "violet", ":material/rule:"),
@@ -121,3 +127,51 @@ def mode_badge(metrics: dict) -> None:
         return
     label, color, icon = MODES.get(metrics.get("mode") or "free", MODES["free"])
     st.badge(label, color=color, icon=icon)
+
+
+def show_evaluation(ws: Path, entry: dict) -> None:
+    out_dir = Path(entry["dir"])
+    status = entry["status"]
+    if status.get("state") == "failed":
+        st.error(f"**This evaluation failed:** {status.get('error', 'unknown error')}", icon=":material/error:")
+        log = runs.log_tail(out_dir, 40)
+        if log:
+            with st.expander("Worker log (last lines)", expanded=True):
+                st.code(log, language=None)
+        return
+    metrics, preds = cached.read_evaluation(out_dir)
+    if not metrics:
+        st.info("This evaluation has not finished yet.")
+        return
+    base, tuned = metrics.get("base"), metrics.get("tuned")
+    task = metrics.get("task")
+    with st.container(border=True):
+        head, badge = st.columns([5, 1], vertical_alignment="center")
+        who = f"base vs tuned run `{metrics['run_id']}`" if metrics.get("run_id") else "base model only"
+        head.markdown(f"**{TASK_NAMES.get(task, task)}** on `{Path(metrics.get('data', '')).name}` · "
+                      f"{metrics.get('rows')} rows · {who}")
+        speed = f" · {metrics['rows_per_second']:.2f} answers/s" if metrics.get("rows_per_second") else ""
+        head.caption(f"Model {metrics.get('model') or BUNDLED_MODEL} · {metrics.get('created', '')}{speed} · "
+                     f"`{out_dir}`")
+        with badge:
+            ui.status_badge("succeeded")
+            mode_badge(metrics)
+        counts = [(n, m["evaluation_status"]) for n, m in (("base", base), ("tuned", tuned)) if m]
+        failed = [f"{n}: {s['num_total_rows'] - s['num_successful_rows']}" for n, s in counts
+                  if s["num_successful_rows"] < s["num_total_rows"]]
+        if failed:
+            st.warning(f"Some rows produced no answer ({', '.join(failed)}); metrics cover the rest.")
+        with st.expander("Prompt template used"):
+            st.code(metrics.get("template", ""), language=None, wrap_lines=True)
+    if task == "classification":
+        classification_dashboard(base, tuned)
+    elif task == "summarization":
+        summarization_dashboard(base, tuned)
+        eval_views.length_chart(preds)
+    elif task in eval_views.TASK_SCORES:
+        eval_views.score_dashboard(task, base, tuned, headline)
+    if tuned:
+        eval_views.regression_browser(ws, metrics, preds, out_dir)
+    else:
+        predictions_table(preds, task)
+    eval_views.downloads(out_dir, metrics, preds)

@@ -1,7 +1,6 @@
 """One run as people watch it (progress, curves, the adapter's step, eval answers, settings, log, and
-Cancel / Resume), and the job queue of every kind of job. Every number comes from the run folder
-through core (runs, jobs, monitor, queue_overview); this module only lays it out. Used by the Tune and
-Runs pages."""
+Cancel / Resume). Every number comes from the run folder through core (runs, jobs, monitor); this
+module only lays it out. Used by the Tune and Runs pages; the job queue is studio/queue_views.py."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -9,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from core import job_queue, jobs, queue_overview, runs
+from core import job_queue, jobs, runs
 from core.metrics import parse_label
 from core.monitor import read_samples
 from core.names import ACTIVE_STATES, CONFIG_FILE, METHOD_NAMES, TASK_NAMES
@@ -22,17 +21,6 @@ MORE_CURVES = {
 }
 COMMON_CURVES = {"Learning rate": ([("learning_rate", "Learning rate", charts.PRIMARY)], "Learning rate", False),
                  "Tokens / s": ([("tokens_per_s", "Tokens / s", charts.PRIMARY)], "Tokens / s", False)}
-
-
-def _say(kind: str, text: str) -> None:
-    """A message from a button callback, shown on the next run of the panel."""
-    st.session_state["run_message"] = (kind, text)
-
-
-def _show_message() -> None:
-    kind, text = st.session_state.pop("run_message", (None, None))
-    if kind:
-        getattr(st, kind)(text)
 
 
 def run_name(status: dict, run_id: str) -> str:
@@ -55,18 +43,18 @@ def _cancel(run_dir: Path) -> None:
     try:
         jobs.cancel(run_dir)
     except ValueError as e:  # left the queue meanwhile
-        _say("error", str(e))
+        ui.say("error", str(e))
     else:
-        _say("toast", "Cancel requested")
+        ui.say("toast", "Cancel requested")
 
 
 def _resume(run_dir: Path) -> None:
     try:
         outcome = jobs.resume(run_dir)
     except ValueError as e:
-        _say("error", f"**Cannot resume:** {e}")
+        ui.say("error", f"**Cannot resume:** {e}")
     else:
-        _say("success", f"Resuming from {runs.last_checkpoint(run_dir).name}: the run {outcome}."
+        ui.say("success", f"Resuming from {runs.last_checkpoint(run_dir).name}: the run {outcome}."
              if outcome == "started" else "Resume queued: it goes on after the runs ahead of it.")
 
 
@@ -251,7 +239,7 @@ def run_panel(run_dir: Path, status: dict) -> None:
             if x))
         with badge:
             ui.status_badge(state)
-        _show_message()
+        ui.show_message()
         if state == "failed":
             st.error(f"**The run failed:** {status.get('error') or 'unknown error'}", icon=":material/error:")
             if status.get("hint"):
@@ -293,59 +281,3 @@ def show_run(run_dir: Path, status: dict) -> None:
         live_panel(run_dir)
     else:
         run_panel(run_dir, status)
-
-
-# ---------------------------------------------------------------- the queue
-
-def _move(ws: Path, job_id: str, place: int) -> None:
-    try:
-        job_queue.move(ws, job_id, place)
-    except ValueError as e:  # it started (or was removed) meanwhile
-        _say("warning", str(e))
-
-
-def _remove(ws: Path, job_id: str) -> None:
-    try:
-        job_queue.remove(ws, job_id)
-    except ValueError as e:
-        _say("warning", str(e))
-
-
-def _when(job: dict) -> str:
-    if job.get("starts_in_s") is not None:
-        return "starts now" if job["starts_in_s"] < 60 else f"starts in about {ui.fmt_duration(job['starts_in_s'])}"
-    return "starts when the jobs ahead finish"
-
-
-def queue_panel(ws: Path) -> None:
-    """Every job on a device now and every job waiting, of every kind, in the order they will start."""
-    view = queue_overview.overview(ws)
-    if not view["waiting"]:
-        return
-    ids = [j["id"] for j in view["waiting"]]
-    with st.container(border=True):
-        st.markdown(f"**Queue** · {len(ids)} waiting · one job computes at a time on each device")
-        _show_message()
-        for j in view["running"]:
-            left = f" · about {ui.fmt_duration(j['remaining_s'])} left" if j.get("remaining_s") else ""
-            st.caption(f":material/sync: Now on {j['device']}: **{j['name']}** · {j['kind_name']} · "
-                       f"{j['progress']}{left}")
-        for i, j in enumerate(view["waiting"]):
-            row = st.columns([0.5, 5, 0.6, 0.6, 0.6], vertical_alignment="center")
-            row[0].markdown(f"**{j['position']}**")
-            row[1].markdown(f"{j['name']}  \n:gray[{j['kind_name']} · {j['device']} · {_when(j)} · {j['id']}]")
-            row[2].button("", icon=":material/arrow_upward:", key=f"q_up::{j['id']}", disabled=i == 0,
-                          on_click=_move, args=(ws, j["id"], i - 1), help="Start it earlier")
-            row[3].button("", icon=":material/arrow_downward:", key=f"q_down::{j['id']}",
-                          disabled=i == len(ids) - 1, on_click=_move, args=(ws, j["id"], i + 1),
-                          help="Start it later")
-            row[4].button("", icon=":material/close:", key=f"q_remove::{j['id']}", on_click=_remove,
-                          args=(ws, j["id"]), help="Take it out of the queue (it ends as cancelled)")
-
-
-@st.fragment(run_every=3)
-def live_queue(ws: Path) -> None:
-    """The queue panel, refreshed while jobs wait (a job leaves it when the one before it ends)."""
-    queue_panel(ws)
-    if not job_queue.queue(ws):
-        st.rerun()

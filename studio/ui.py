@@ -1,5 +1,6 @@
 """Widgets more than one page uses: the sidebar, pickers of datasets and runs, badges, charts, the
-data-error box and the delete confirmation. Cached reads live in studio.cached; decisions live in core."""
+data-error box, the delete confirmation and messages left by button callbacks. Cached reads live in
+studio.cached; decisions live in core."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -195,3 +196,16 @@ def confirm_delete(state_key: str, item: str, message: str, on_delete, args: tup
     b1, b2, _ = st.columns([1, 1, 4])
     b1.button("Delete for good", type="primary", key=f"{key}_delok::{item}", on_click=on_delete, args=args)
     b2.button("Keep it", key=f"{key}_delno::{item}", on_click=lambda: st.session_state.update({state_key: None}))
+
+
+# ---------------------------------------------------------------- messages from callbacks
+
+def say(kind: str, text: str) -> None:
+    """A message from a button callback, shown on the next run of the panel."""
+    st.session_state["run_message"] = (kind, text)
+
+
+def show_message() -> None:
+    kind, text = st.session_state.pop("run_message", (None, None))
+    if kind:
+        getattr(st, kind)(text)

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import streamlit as st
 
-from core import inventory, job_queue, jobs, runs
-from core.config import BUNDLED_MODEL, ConfigError, EvalConfig
+from core import inventory, job_queue, jobs
+from core.config import ConfigError, EvalConfig
 from core.data import DataError
 from core.evaluate import eval_status as core_eval_status
 from core.names import ACTIVE_STATES, EVAL_TASKS, TASK_NAMES
-from studio import cached, eval_dashboards, eval_views, ui
+from studio import cached, eval_dashboards, ui
 
 TASK_HELP = ("Classification: accuracy and per-class F1. Summarization: ROUGE. Question answering: exact match "
              "and token F1. Text generation: BLEU-4 and ROUGE-L.")
@@ -137,54 +137,6 @@ def live_evaluations(dirs: list[str]) -> None:
         st.rerun()
 
 
-def show_evaluation(ws: Path, entry: dict) -> None:
-    out_dir = Path(entry["dir"])
-    status = entry["status"]
-    if status.get("state") == "failed":
-        st.error(f"**This evaluation failed:** {status.get('error', 'unknown error')}", icon=":material/error:")
-        log = runs.log_tail(out_dir, 40)
-        if log:
-            with st.expander("Worker log (last lines)", expanded=True):
-                st.code(log, language=None)
-        return
-    metrics, preds = cached.read_evaluation(out_dir)
-    if not metrics:
-        st.info("This evaluation has not finished yet.")
-        return
-    base, tuned = metrics.get("base"), metrics.get("tuned")
-    task = metrics.get("task")
-    with st.container(border=True):
-        head, badge = st.columns([5, 1], vertical_alignment="center")
-        who = f"base vs tuned run `{metrics['run_id']}`" if metrics.get("run_id") else "base model only"
-        head.markdown(f"**{TASK_NAMES.get(task, task)}** on `{Path(metrics.get('data', '')).name}` · "
-                      f"{metrics.get('rows')} rows · {who}")
-        speed = f" · {metrics['rows_per_second']:.2f} answers/s" if metrics.get("rows_per_second") else ""
-        head.caption(f"Model {metrics.get('model') or BUNDLED_MODEL} · {metrics.get('created', '')}{speed} · "
-                     f"`{out_dir}`")
-        with badge:
-            ui.status_badge("succeeded")
-            eval_dashboards.mode_badge(metrics)
-        counts = [(n, m["evaluation_status"]) for n, m in (("base", base), ("tuned", tuned)) if m]
-        failed = [f"{n}: {s['num_total_rows'] - s['num_successful_rows']}" for n, s in counts
-                  if s["num_successful_rows"] < s["num_total_rows"]]
-        if failed:
-            st.warning(f"Some rows produced no answer ({', '.join(failed)}); metrics cover the rest.")
-        with st.expander("Prompt template used"):
-            st.code(metrics.get("template", ""), language=None, wrap_lines=True)
-    if task == "classification":
-        eval_dashboards.classification_dashboard(base, tuned)
-    elif task == "summarization":
-        eval_dashboards.summarization_dashboard(base, tuned)
-        eval_views.length_chart(preds)
-    elif task in eval_views.TASK_SCORES:
-        eval_views.score_dashboard(task, base, tuned, eval_dashboards.headline)
-    if tuned:
-        eval_views.regression_browser(ws, metrics, preds, out_dir)
-    else:
-        eval_dashboards.predictions_table(preds, task)
-    eval_views.downloads(out_dir, metrics, preds)
-
-
 st.title("Evaluate")
 st.caption("Score the base model, and a tuned run on the same rows, against labelled examples: accuracy and "
            "per-class F1 for classification, ROUGE for summarization, exact match and F1 for question answering, "
@@ -209,4 +161,4 @@ else:
     ui.seed_choice("ev_pick", list(by_dir), None)
     chosen = st.selectbox("Evaluation", list(by_dir), key="ev_pick", format_func=lambda d: (
         f"{by_dir[d]['name']}  ·  {by_dir[d]['run_id'] or 'base model'}  ·  {by_dir[d]['status'].get('state')}"))
-    show_evaluation(ws, by_dir[chosen])
+    eval_dashboards.show_evaluation(ws, by_dir[chosen])

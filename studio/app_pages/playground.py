@@ -1,174 +1,18 @@
 """Playground: the base model and a tuned run (plus, if asked, its checkpoints or other runs) answer the
 same input side by side, through the run's own prompt template, streamed token by token; a pair of
-answers can be saved for preference labelling."""
+answers can be saved for preference labelling. The panes and helpers live in studio/playground_views.py."""
 from __future__ import annotations
 
-import random
 from pathlib import Path
 
 import streamlit as st
 
-from core import job_queue, jobs, preferences, runs
+from core import runs
 from core.config import ConfigError, GenerationConfig
-from core.data import DataError
-from core.generate import stream_text
 from core.models import ModelError
-from core.names import JOB_KIND_NAMES
 from core.templates import render_prompt, template_for
-from studio import cached, charts, ui
-
-HISTORY = 20
-
-
-def fill_example(config: dict) -> None:
-    """Put a random example from the run's eval data (else its training data) into the input box."""
-    path = config.get("eval_file") or config.get("train_file")
-    try:
-        ds = cached.load_dataset(path, config.get("input_column"), config.get("output_column"))
-    except DataError as e:
-        st.session_state["pg_example_error"] = str(e)
-        return
-    example = random.choice(ds.examples)
-    st.session_state["pg_prompt"] = example["input_text"]
-    st.session_state["pg_reference"] = example["output_text"]
-
-
-def clear_reference() -> None:
-    st.session_state.pop("pg_reference", None)
-
-
-def reuse(prompt: str) -> None:
-    st.session_state["pg_prompt"] = prompt
-    clear_reference()
-
-
-def remember(prompt: str) -> None:
-    """This session's inputs, newest first, without repeats."""
-    history = [p for p in st.session_state.get("pg_history", []) if p != prompt]
-    st.session_state["pg_history"] = [prompt, *history][:HISTORY]
-
-
-def history_list() -> None:
-    history = st.session_state.get("pg_history", [])
-    if not history:
-        return
-    with st.expander(f"Recent inputs ({len(history)})", icon=":material/history:"):
-        for i, text in enumerate(history):
-            one_line = " ".join(text.split())
-            st.button(one_line if len(one_line) <= 110 else one_line[:110] + " …", key=f"pg_hist_{i}",
-                      type="tertiary", on_click=reuse, args=(text,), help="Put this input back in the box.")
-
-
-def stats_line(r: dict) -> str:
-    n, first = r["new_tokens"], r.get("first_token_s")
-    parts = [f":material/timer: {r['seconds']:.2f} s"]
-    parts += [f"first token {first:.2f} s"] if first is not None else []
-    parts += [f"{n} token{'' if n == 1 else 's'}", f"{r.get('tokens_per_s') or 0.0:,.1f} tokens/s"]
-    return " · ".join(parts)
-
-
-def answer_pane(title: str, color: str):
-    """A bordered pane; returns (text slot, stats slot) to fill, live while streaming or at once."""
-    with st.container(border=True):
-        st.markdown(f"<span style='color:{color}'>●</span> **{title}**", unsafe_allow_html=True)
-        return st.empty(), st.empty()
-
-
-def show_answer(slots, r: dict) -> None:
-    text, stats = slots
-    text.markdown(r["text"] or "_(empty answer)_")
-    stats.caption(stats_line(r))
-
-
-def stream_into(slots, model, tok, rendered: str, gen: GenerationConfig) -> dict:
-    """Stream one answer into its pane; returns stream_text's closing statistics."""
-    text, shown = slots[0], ""
-    for piece in stream_text(model, tok, rendered, gen):
-        if isinstance(piece, dict):
-            show_answer(slots, piece)
-            return piece
-        shown += piece
-        text.markdown(shown + " ▌")
-    return {"text": shown, "new_tokens": 0, "seconds": 0.0, "first_token_s": None, "tokens_per_s": 0.0}
-
-
-EXTRA_COLORS = ["#0EA5E9", "#F59E0B", "#10B981", "#EC4899", "#8B5CF6", "#64748B"]
-
-
-def extra_choices(ws: Path, run: dict | None, model_name: str) -> dict[str, str]:
-    """More panes for the same input: the selected run's checkpoints and other finished runs on the
-    same base model. {label: adapter folder}."""
-    out = {}
-    if run:
-        for c in runs.checkpoints(run["run_dir"]):
-            if (c / "adapter_config.json").exists():
-                out[f"{run['run_id']} · step {runs.checkpoint_step(c)}"] = str(c)
-    for r in runs.finished_runs(ws):
-        if r["run_id"] != (run or {}).get("run_id") and (r["config"].get("model") or "") == model_name:
-            out[f"{r['status'].get('name') or r['run_id']} (run {r['run_id']})"] = str(runs.adapter_dir(r["run_dir"]))
-    return out
-
-
-def busy_note(ws: Path) -> None:
-    """The Playground answers at once, beside any job: say so while one computes."""
-    busy = [j for j in job_queue.started(ws) if runs.read_status(ws / j["job"]).get("state") == "running"]
-    if busy:
-        st.caption(f":material/sync: A {JOB_KIND_NAMES.get(jobs.read_job(ws / busy[0]['job']).get('kind'), 'job')}"
-                   " is running on this machine; the Playground answers beside it, so both run a little slower.")
-
-
-def panes(result: dict):
-    """The answer panes of a result, side by side (up to three a row): {key: slots}."""
-    specs = [("base", f"Base model — {result['model']}", charts.BASE_COLOR)]
-    if result["run_id"]:
-        specs.append(("tuned", f"Tuned — {result['run_id']}", charts.TUNED_COLOR))
-    specs += [(label, label, EXTRA_COLORS[i % len(EXTRA_COLORS)]) for i, label in enumerate(result.get("extra", {}))]
-    slots = {}
-    for row in range(0, len(specs), 3):
-        cols = st.columns(min(3, len(specs)) if len(specs) > 1 else 1, gap="medium")
-        for col, (key, title, color) in zip(cols, specs[row:row + 3]):
-            with col:
-                slots[key] = answer_pane(title, color)
-    return slots
-
-
-def _save(ws: Path, result: dict, target: str) -> None:
-    res = result["results"]
-    try:
-        ids = preferences.add_pairs(ws, target, [{
-            "prompt": result["prompt"], "answer_a": res["tuned"]["text"], "answer_b": res["base"]["text"],
-            "source_a": f"tuned:{result['run_id']}", "source_b": f"base:{result['model']}",
-            "meta": {"from": "playground", **result.get("settings", {})}}])
-    except ValueError as e:
-        st.session_state["pg_save_error"] = str(e)
-    else:
-        result["saved_to"] = f"{target} (item {ids[0]})"
-
-
-def save_pair(ws: Path, result: dict) -> None:
-    """The tuned and base answers as one preference pair (answer A = tuned, B = base) in a queue."""
-    with st.container(border=True):
-        st.markdown("**Save as preference pair**")
-        st.caption("Labelers on the Preferences page see both answers blind and pick the better one; curated "
-                   "pairs train a DPO run.")
-        target = ui.queue_target("pg_queue", [q["name"] for q in preferences.list_queues(ws)], "playground")
-        st.button("Save pair", icon=":material/bookmark_add:", key="pg_save", disabled=bool(result.get("saved_to")),
-                  on_click=_save, args=(ws, result, target))
-        if st.session_state.get("pg_save_error"):
-            st.error(f"**Could not save the pair:** {st.session_state.pop('pg_save_error')}", icon=":material/error:")
-        if result.get("saved_to"):
-            st.success(f"Saved to queue **{result['saved_to']}**.", icon=":material/check_circle:")
-
-
-def result_footer(ws: Path, result: dict, show_prompt: bool) -> None:
-    st.caption(f"Generated on {result['device']}.")
-    if show_prompt:
-        with st.container(border=True):
-            st.markdown("**Rendered prompt** (template filled in and wrapped in the chat template)")
-            st.code(result["rendered"], language=None, wrap_lines=True)
-    if "tuned" in result["results"]:
-        save_pair(ws, result)
-
+from studio import cached, ui
+from studio import playground_views as views
 
 st.title("Playground")
 st.caption("Ask the base model and your tuned model the same thing and read the answers side by side. Both get "
@@ -182,21 +26,21 @@ with st.container(border=True):
     if run:
         with st.expander("The run's prompt template"):
             st.code(template, language=None, wrap_lines=True)
-    prompt = st.text_area("Input", key="pg_prompt", height=150, on_change=clear_reference,
+    prompt = st.text_area("Input", key="pg_prompt", height=150, on_change=views.clear_reference,
                           placeholder="The text that goes into {input_text}, e.g. a package description to classify.")
     if run:
-        st.button("Try an example from the run's data", icon=":material/shuffle:", on_click=fill_example,
+        st.button("Try an example from the run's data", icon=":material/shuffle:", on_click=views.fill_example,
                   args=(config,))
     if st.session_state.get("pg_example_error"):
         st.error(st.session_state.pop("pg_example_error"))
     if st.session_state.get("pg_reference"):
         st.caption(f"Expected answer in the data: **{st.session_state['pg_reference']}**")
-    extras_available = extra_choices(ws, run, model_name)
+    extras_available = views.extra_choices(ws, run, model_name)
     extras = st.multiselect("More panes", list(extras_available), key="pg_extra",
                             placeholder="Checkpoints of this run, or other runs on the same base model",
                             help="Each pane answers the same input with its own adapter and the template above.")
     history_slot = st.empty()  # filled last, so an input generated in this run is already listed
-busy_note(ws)
+views.busy_note(ws)
 
 with st.expander("Generation settings", icon=":material/tune:"):
     c = st.columns(4)
@@ -229,39 +73,39 @@ if clicked:
             with st.spinner("Loading the model (the first time can take a minute)…"):
                 model, tok, device = cached.load_model(model_name, adapter)
             rendered = render_prompt(tok, template, prompt)
-            remember(prompt)
+            views.remember(prompt)
             result = {"results": {}, "prompt": prompt, "rendered": rendered, "model": model_name,
                       "run_id": run["run_id"] if run else None, "device": device,
                       "extra": {label: extras_available[label] for label in extras},
                       "settings": {"temperature": gen.temperature, "top_k": gen.top_k, "top_p": gen.top_p,
                                    "seed": gen.seed, "max_output_tokens": gen.max_output_tokens}}
-            slots = panes(result)
+            slots = views.panes(result)
             with cached.generation_lock():  # disable_adapter() briefly changes the shared model
                 if run:
                     with model.disable_adapter():
-                        result["results"]["base"] = stream_into(slots["base"], model, tok, rendered, gen)
-                    result["results"]["tuned"] = stream_into(slots["tuned"], model, tok, rendered, gen)
+                        result["results"]["base"] = views.stream_into(slots["base"], model, tok, rendered, gen)
+                    result["results"]["tuned"] = views.stream_into(slots["tuned"], model, tok, rendered, gen)
                 else:
-                    result["results"]["base"] = stream_into(slots["base"], model, tok, rendered, gen)
+                    result["results"]["base"] = views.stream_into(slots["base"], model, tok, rendered, gen)
             for label, adapter_dir in result["extra"].items():
                 with st.spinner(f"Loading {label}…"):
                     other, other_tok, _ = cached.load_model(model_name, Path(adapter_dir))
                 with cached.generation_lock():
-                    result["results"][label] = stream_into(slots[label], other, other_tok, rendered, gen)
+                    result["results"][label] = views.stream_into(slots[label], other, other_tok, rendered, gen)
             st.session_state["pg_result"] = result
-            result_footer(ws, result, show_prompt)
+            views.result_footer(ws, result, show_prompt)
         except (ModelError, ConfigError, ValueError, OSError, RuntimeError) as e:
             st.error(f"**Could not generate:** {e}", icon=":material/error:")
 elif result:
     if result["prompt"] != prompt or result["run_id"] != (run["run_id"] if run else None):
         st.caption(":material/history: These answers are for an earlier input or run; press Generate to refresh.")
-    slots = panes(result)
+    slots = views.panes(result)
     for name, r in result["results"].items():
-        show_answer(slots[name], r)
-    result_footer(ws, result, show_prompt)
+        views.show_answer(slots[name], r)
+    views.result_footer(ws, result, show_prompt)
 else:
     st.info("Pick a run, write an input and press **Generate**. Without a run, the base model answers the "
             "input as it is. Answers stream in as they are written.", icon=":material/chat:")
 
 with history_slot.container():
-    history_list()
+    views.history_list()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from studio import cached, label_views
+from studio import cached, candidate_views, label_views
 
 st.title("Preferences")
 st.caption("Compare two answers to the same prompt without knowing which model wrote them. Curated pairs "
@@ -39,5 +39,5 @@ with review_tab:
 with io_tab:
     label_views.import_pairs(ws, queue)
     if queue:
-        label_views.generate_candidates(ws, queue)
+        candidate_views.generate_candidates(ws, queue)
         label_views.export_pairs(ws, queue)
