@@ -13,8 +13,6 @@ from collections import Counter
 
 import numpy as np
 
-TASK_TYPES = ("classification", "summarization", "question_answering", "text_generation")
-
 OFF_LABEL = "(off-label)"
 ROUGE_TYPES = ("rouge1", "rouge2", "rougeL", "rougeLsum")
 

@@ -12,7 +12,7 @@ from core.config import BASE_LEARNING_RATES, BUNDLED_MODEL, DPO_TEMPLATE, Config
     recommend_dpo_steps, recommend_steps
 from core.data import MIN_EXAMPLES, DataError
 from core.models import ModelError
-from core.names import METHOD_NAMES, TASK_NAMES, TASKS
+from core.names import DEVICES, METHOD_NAMES, TASK_NAMES, TASKS
 from core.requests import tune_config
 from core.templates import default_template, training_pairs
 from studio import cached, ui
@@ -184,7 +184,7 @@ def settings_card(data: dict) -> dict:
                                      help="How far the tuned model may move from the base: higher keeps it closer.")
         with st.expander("Advanced"):
             a1, a2 = st.columns(2)
-            device = a1.selectbox("Device", ["auto", "cuda", "mps", "cpu"], key="tune_device",
+            device = a1.selectbox("Device", DEVICES, key="tune_device",
                                   help="auto picks a GPU when there is one.")
             seed = a2.number_input("Seed", 0, 2**31 - 1, value=0, key="tune_seed")
     return {"batch_size": int(batch_size), "steps": int(steps), "learning_rate_multiplier": float(multiplier),

@@ -119,7 +119,8 @@ def live_evaluations(dirs: list[str]) -> None:
         with st.container(border=True):
             head, badge = st.columns([5, 1], vertical_alignment="center")
             parent = Path(d).parent.parent
-            head.markdown(f"**{Path(d).name}** · {parent.name if parent.parent.name == 'runs' else 'base model'}")
+            who = f"run {parent.name}" if parent.parent.name == "runs" else "base model"
+            head.markdown(f"**{Path(d).name}** · {who}")
             with badge:
                 ui.status_badge(state)
             done, total = int(status.get("done") or 0), int(status.get("total") or 0)

@@ -9,8 +9,8 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from core import jobs, runs
-from studio import cached, charts, run_views, ui
+from core import job_queue, jobs, runs
+from studio import cached, charts, queue_views, run_views, ui
 
 
 def local_time(iso: str | None):
@@ -132,6 +132,8 @@ ws = cached.workspace()
 for key, show in (("runs_error", st.error), ("runs_done", st.success)):
     if st.session_state.get(key):
         show(st.session_state.pop(key))
+if job_queue.queue(ws):  # every kind of job waiting for the device, in order, with ETAs
+    queue_views.live_queue(ws)
 items = runs.list_runs(ws)
 if not items:
     st.info("No runs yet: start one on the **Tune** page.", icon=":material/info:")
