@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import shutil
 from pathlib import Path
 
+from core import names
 from core.data import FORMATS, MIN_EXAMPLES, DataError, Dataset, parse_dataset, read_table
 from core.datacheck import apply_fixes
 from core.runs import now_iso, read_json, write_json
@@ -22,7 +22,6 @@ from core.runs import now_iso, read_json, write_json
 SPLITS = ("AUTO_SPLIT", "RANDOM", "CUSTOM", "SEQ", "NO_SPLIT")
 EVAL_FILE = "EVAL_FILE"  # the split recorded when a separate eval set was given
 COLUMN_SPLITS = ("CUSTOM", "SEQ")
-NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
 TRUE = {"true", "1", "yes", "y", "t", "eval"}
 # The keys every normalised example of a format carries (core.data's parsers write them).
 ROW_KEYS = {"prompt_answer": ("input_text", "output_text"), "chat": ("messages",),
@@ -104,9 +103,10 @@ def list_datasets(workspace: str | Path) -> dict[str, dict]:
 
 
 def check_name(name: str) -> None:
-    if not NAME.match(name or ""):
-        raise DataError(f"`{name}` is not a valid dataset name",
-                        hint="Use letters, digits, '.', '-' and '_' (up to 64), starting with a letter or digit.")
+    try:
+        names.check_name(name, "dataset name")
+    except names.InvalidName as e:
+        raise DataError(str(e), hint="Choose another name for the dataset.") from None
 
 
 def _check_rows(rows: list[dict], format: str, source) -> None:
@@ -210,7 +210,7 @@ def register_dataset(workspace: str | Path, source: str | Path, name: str, split
 
 def delete_dataset(workspace: str | Path, name: str) -> None:
     catalog = list_datasets(workspace)
-    if name not in catalog or not NAME.match(name):
+    if name not in catalog:
         raise DataError(f"no dataset named `{name}`")
     shutil.rmtree(Path(workspace) / "catalog" / name, ignore_errors=True)
     del catalog[name]

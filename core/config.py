@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from core.data import MIN_EXAMPLES, DataError
-from core.names import DEVICES, EVAL_TASKS, METHODS, QUEUE_NAME, TASKS
+from core.names import DEVICES, EVAL_TASKS, METHODS, TASKS, InvalidName, check_name
 from core.templates import PLACEHOLDER, default_template
 
 BUNDLED_MODEL = "bundled:SmolLM2-135M-Instruct"
@@ -282,8 +282,10 @@ class CandidatesConfig:
 
     def __post_init__(self):
         _check(bool(self.prompts), "prompts (a file of prompts) is required")
-        _check(bool(QUEUE_NAME.match(self.queue or "")),
-               f"queue must be a labeling queue name (letters, digits, '.', '-', '_'; up to 64), got {self.queue!r}")
+        try:
+            check_name(self.queue, "labeling queue")
+        except InvalidName as e:
+            raise ConfigError(str(e)) from None
         for name, side in (("a", self.a), ("b", self.b)):
             _check(isinstance(side, dict), f"candidate {name} must be a run or a model")
             _check(0 <= float(side.get("temperature", 0.0)) <= 5,

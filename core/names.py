@@ -37,8 +37,23 @@ EVALS_DIR = "evals"
 EVAL_METRICS_FILE = "metrics.json"
 PREDICTIONS_FILE = "predictions.jsonl"
 
-# A labeling queue's name (core.preferences), also checked where a job names one.
-QUEUE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
+# Every name a user gives that becomes a key or a folder (datasets, run ids, labeling queues):
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]*")
+NAME_RULE = "letters, digits, '.', '-' and '_', starting with a letter or digit"
+
+
+class InvalidName(ValueError):
+    """A user-given name that cannot be used; the message says what is allowed."""
+
+
+def check_name(value, what: str, max_len: int = 64) -> str:
+    """The one rule for names (datasets, run ids, labeling queues …): never blank, no control characters,
+    no path characters, so a name can never point outside its folder. fullmatch, not match with `$`,
+    which would let a trailing newline through. Returns the name; raises InvalidName."""
+    if not isinstance(value, str) or len(value) > max_len or not _NAME.fullmatch(value):
+        shown = repr(value) if isinstance(value, str) and value.isprintable() is False else f"`{value}`"
+        raise InvalidName(f"{what} {shown} is not a valid name: use {NAME_RULE}, up to {max_len} characters")
+    return value
 
 # Folders of the workspace.
 RUNS_DIR = "runs"

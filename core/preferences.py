@@ -14,7 +14,7 @@ from itertools import combinations
 from pathlib import Path
 
 from core.data import load_dataset
-from core.names import QUEUE_NAME
+from core.names import check_name
 from core.runs import now_iso
 
 CHOICES = ("a", "b", "tie", "both_bad")
@@ -52,9 +52,7 @@ def connect(workspace: str | Path) -> sqlite3.Connection:
 
 
 def check_queue_name(name: str) -> str:
-    if not QUEUE_NAME.match(name or ""):
-        raise ValueError(f"`{name}` is not a valid queue name (letters, digits, '.', '-', '_'; up to 64)")
-    return name
+    return check_name(name, "queue name")
 
 
 def create_queue(workspace, name: str, labels_per_item: int = 1) -> None:

@@ -23,10 +23,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from core.names import ADAPTER_DIR, CHECKPOINT_PREFIX, CHECKPOINTS_DIR, CONFIG_FILE, FINAL_STATES, METRICS_FILE, \
-    RUNS_DIR, STATES, STATUS_FILE, WORKER_LOG
+    RUNS_DIR, STATES, STATUS_FILE, WORKER_LOG, check_name
 
 __all__ = ["STATES", "FINAL_STATES"]  # re-exported: callers read runs.FINAL_STATES
-RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,100}$")
 # A running worker refreshes its heartbeat at least this often (seconds); see core.worker.
 HEARTBEAT_EVERY = 5.0
 
@@ -65,8 +64,7 @@ def read_json(path: str | Path, default=None):
 
 def run_path(workspace: str | Path, run_id: str) -> Path:
     """The folder of a run id; ids from users never become arbitrary paths."""
-    if not RUN_ID.match(run_id or ""):
-        raise ValueError(f"`{run_id}` is not a valid run id (letters, digits, '-', '_', '.')")
+    check_name(run_id, "run id", max_len=100)  # InvalidName is a ValueError
     path = runs_dir(workspace) / run_id
     if not path.is_dir():
         raise FileNotFoundError(f"no run `{run_id}` in {runs_dir(workspace)}; `studio runs` lists them")

@@ -151,6 +151,6 @@ def test_register_with_a_forced_format(tmp_path):
 def test_register_refuses_a_bad_name_before_reading(tmp_path):
     from core.catalog import register_file
 
-    with pytest.raises(DataError, match="not a valid dataset name"):
+    with pytest.raises(DataError, match="dataset name .* is not a valid name"):
         register_file(tmp_path / "ws", tmp_path / "missing.jsonl", "bad name!")
     assert not (tmp_path / "ws").exists()

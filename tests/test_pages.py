@@ -305,7 +305,7 @@ def test_datasets_page_registers_and_deletes(ws):
     at = inspect(ws, path)
     at.text_input(key=f"ds_regname::{path}").set_value("bad name!").run()
     at.button(key=f"ds_register::{path}").click().run()
-    assert not at.exception and "not a valid dataset name" in at.error[0].value
+    assert not at.exception and "is not a valid name" in at.error[0].value
     at.text_input(key=f"ds_regname::{path}").set_value("sections-v1").run()
     at.selectbox(key=f"ds_split::{path}").set_value("RANDOM").run()
     at.button(key=f"ds_register::{path}").click().run()
