@@ -2,7 +2,6 @@
 logged step, a few eval answers at each eval point, and a checkpoint when asked to stop."""
 from __future__ import annotations
 
-import json
 import os
 import threading
 import time
@@ -11,7 +10,7 @@ from pathlib import Path
 from core import runs
 from core.config import GenerationConfig
 from core.generate import generate_texts
-from core.names import CANCEL_FILE, SAMPLES_FILE
+from core.names import CANCEL_FILE, CHECKPOINT_COMPLETE, CHECKPOINT_PREFIX, SAMPLES_FILE
 
 
 def is_main_process() -> bool:
@@ -80,6 +79,13 @@ def make_callback(worker: Worker, max_steps: int, samples: list[dict] | None = N
             if len(rec) > 3 and worker.main:
                 runs.append_metrics(worker.run_dir, rec)
 
+        def on_save(self, args, state, control, **kw):
+            # Called after the trainer wrote the checkpoint's last file: mark it complete, so a resume
+            # never picks a folder a killed worker left half written.
+            folder = Path(args.output_dir) / f"{CHECKPOINT_PREFIX}{state.global_step}"
+            if worker.main and folder.is_dir():
+                runs.write_json(folder / CHECKPOINT_COMPLETE, {"step": state.global_step, "time": runs.now_iso()})
+
         def on_evaluate(self, args, state, control, model=None, **kw):
             if samples and model is not None and tokenizer is not None and worker.main:
                 write_samples(worker.run_dir, state.global_step, model, tokenizer, samples, sample_tokens)
@@ -97,10 +103,10 @@ def write_samples(run_dir: Path, step: int, model, tokenizer, samples: list[dict
     finally:
         tokenizer.padding_side = side  # the training collator shares this tokenizer
         model.train(was_training)
-    with open(run_dir / SAMPLES_FILE, "a", encoding="utf-8") as f:
-        for s, a in zip(samples, answers):
-            f.write(json.dumps({"step": step, "line": s.get("line"), "input_text": s.get("input_text", ""),
-                                "reference": s["reference"], "answer": a}, ensure_ascii=False) + "\n")
+    for s, a in zip(samples, answers):
+        runs.append_jsonl(run_dir / SAMPLES_FILE, {"step": step, "line": s.get("line"),
+                                                   "input_text": s.get("input_text", ""),
+                                                   "reference": s["reference"], "answer": a})
 
 
 def read_samples(run_dir: str | Path) -> list[dict]:

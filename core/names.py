@@ -21,6 +21,8 @@ JOB_KIND_NAMES = {"tune": "Tuning", "estimate": "Speed trial", "evaluate": "Eval
 STATES = ("queued", "running", "succeeded", "failed", "cancelled")
 FINAL_STATES = ("succeeded", "failed", "cancelled")
 ACTIVE_STATES = ("queued", "running")
+# What a listing shows for a folder whose status.json or config.json cannot be read.
+UNREADABLE = "unreadable"
 
 # The files of a job folder (a tuning run's folder is one), relative to it.
 JOB_FILE = "job.json"
@@ -33,6 +35,8 @@ CANCEL_FILE = "cancel"
 ADAPTER_DIR = "adapter"
 CHECKPOINTS_DIR = "checkpoints"
 CHECKPOINT_PREFIX = "checkpoint-"
+# Written into checkpoint-N/ after its last file: only such a checkpoint is resumed from.
+CHECKPOINT_COMPLETE = "checkpoint-complete"
 EVALS_DIR = "evals"
 EVAL_METRICS_FILE = "metrics.json"
 PREDICTIONS_FILE = "predictions.jsonl"

@@ -22,8 +22,8 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from core.names import ADAPTER_DIR, CHECKPOINT_PREFIX, CHECKPOINTS_DIR, CONFIG_FILE, FINAL_STATES, METRICS_FILE, \
-    RUNS_DIR, STATES, STATUS_FILE, WORKER_LOG, check_name
+from core.names import ADAPTER_DIR, CHECKPOINT_COMPLETE, CHECKPOINT_PREFIX, CHECKPOINTS_DIR, CONFIG_FILE, FINAL_STATES, METRICS_FILE, \
+    RUNS_DIR, STATES, STATUS_FILE, UNREADABLE, WORKER_LOG, check_name
 
 __all__ = ["STATES", "FINAL_STATES"]  # re-exported: callers read runs.FINAL_STATES
 # A running worker refreshes its heartbeat at least this often (seconds); see core.worker.
@@ -56,10 +56,27 @@ def write_json(path: str | Path, data) -> None:
 
 
 def read_json(path: str | Path, default=None):
+    """A JSON file, or `default` when it is missing or cannot be read as JSON (torn, not UTF-8)."""
     try:
         return json.loads(Path(path).read_text(encoding="utf-8"))
-    except (FileNotFoundError, json.JSONDecodeError):
+    except (OSError, ValueError, RecursionError):  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         return default
+
+
+def read_object(path: str | Path) -> tuple[dict | None, str | None]:
+    """A JSON object file as (object, None), or (None, why it is unusable); a missing file is ({}, None)."""
+    path = Path(path)
+    if not path.exists():
+        return {}, None
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        return None, f"{path.name} is not UTF-8 text"
+    except (OSError, ValueError, RecursionError) as e:
+        return None, f"{path.name} cannot be read ({type(e).__name__})"
+    if not isinstance(value, dict):
+        return None, f"{path.name} holds a {type(value).__name__}, not an object"
+    return value, None
 
 
 def run_path(workspace: str | Path, run_id: str) -> Path:
@@ -90,30 +107,59 @@ def create_run(workspace: str | Path, config: dict, name: str = "", folder: str 
 
 
 def update_status(run_dir: str | Path, **fields) -> dict:
-    status = read_json(Path(run_dir) / STATUS_FILE, {}) or {}
+    status = read_json(Path(run_dir) / STATUS_FILE, {})
+    status = status if isinstance(status, dict) else {}  # a damaged status.json is replaced, not kept
     status.update(fields)
     write_json(Path(run_dir) / STATUS_FILE, status)
     return status
 
 
-def append_metrics(run_dir: str | Path, record: dict) -> None:
-    with open(Path(run_dir) / METRICS_FILE, "a", encoding="utf-8") as f:
-        f.write(json.dumps(record) + "\n")
+def append_jsonl(path: str | Path, record: dict) -> None:
+    """Append one line, flushed to disk. A torn last line (a worker killed mid-write) is closed first,
+    so the new record starts on a line of its own instead of being lost with it."""
+    with open(path, "ab") as f:
+        if f.tell() > 0:
+            with open(path, "rb") as tail:
+                tail.seek(-1, os.SEEK_END)
+                if tail.read(1) != b"\n":
+                    f.write(b"\n")
+        f.write((json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8"))
         f.flush()
         os.fsync(f.fileno())
 
 
+def append_metrics(run_dir: str | Path, record: dict) -> None:
+    append_jsonl(Path(run_dir) / METRICS_FILE, record)
+
+
+def keep_steps_up_to(run_dir: str | Path, step: int, files: tuple[str, ...] = (METRICS_FILE,)) -> None:
+    """Drop the records after `step` (a resumed run logs those steps again), rewriting atomically."""
+    for name in files:
+        path = Path(run_dir) / name
+        if not path.exists():
+            continue
+        kept = [r for r in read_jsonl(path) if not isinstance(r.get("step"), (int, float)) or r["step"] <= step]
+        tmp = path.with_name(f".{path.name}.{secrets.token_hex(3)}.tmp")
+        tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in kept), encoding="utf-8")
+        os.replace(tmp, path)
+
+
 def read_jsonl(path: str | Path) -> list[dict]:
-    """The complete lines of a JSON-lines file that another process may be appending to."""
-    path = Path(path)
-    if not path.exists():
+    """The complete records of a JSON-lines file that another process may be appending to: a line being
+    written right now, a torn line, or a line that is not a JSON object is skipped. Lines end at "\n"
+    only (str.splitlines would also split inside a string holding U+2028)."""
+    try:
+        text = Path(path).read_bytes().decode("utf-8", errors="replace")
+    except OSError:
         return []
     out = []
-    for line in path.read_text(encoding="utf-8").splitlines():
+    for line in text.split("\n"):
         try:
-            out.append(json.loads(line))
-        except json.JSONDecodeError:  # a line being written right now
-            pass
+            record = json.loads(line) if line.strip() else None
+        except (ValueError, RecursionError):
+            continue
+        if isinstance(record, dict):
+            out.append(record)
     return out
 
 
@@ -138,12 +184,19 @@ def pid_alive(pid: int | None) -> bool:
         return True
 
 
+def _number(value, default: float = 0.0) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return default
+
+
 def worker_gone(status: dict) -> bool:
     """A job that was launched (has a pid) and is not finished, but whose process is gone and whose
     heartbeat is stale: its worker was killed or crashed without recording why."""
-    return (status.get("state") in ("queued", "running") and bool(status.get("pid"))
-            and not pid_alive(status["pid"])
-            and time.time() - float(status.get("heartbeat_ts", 0)) > 2 * HEARTBEAT_EVERY)
+    pid = status.get("pid")
+    return (status.get("state") in ("queued", "running") and isinstance(pid, int) and pid > 0
+            and not pid_alive(pid) and time.time() - _number(status.get("heartbeat_ts")) > 2 * HEARTBEAT_EVERY)
 
 
 def failure_of_gone_worker(job_dir: str | Path) -> dict:
@@ -158,7 +211,12 @@ def read_status(run_dir: str | Path) -> dict:
     """status.json of a job folder, never written here. A vanished worker reads as failed (so neither the
     UI nor the CLI waits forever); core.jobs.reap records that in the file."""
     run_dir = Path(run_dir)
-    status = read_json(run_dir / STATUS_FILE, {}) or {}
+    status, problem = read_object(run_dir / STATUS_FILE)
+    if status and status.get("state") not in STATES:
+        problem = f"status.json has no valid state ({status.get('state')!r})"
+    if problem:  # shown as such; never hides the other runs
+        return {"state": UNREADABLE, "error": problem,
+                "hint": "This folder was damaged outside the studio; delete it or restore the file."}
     if worker_gone(status):
         return {**status, **failure_of_gone_worker(run_dir)}
     return status
@@ -172,8 +230,11 @@ def list_runs(workspace: str | Path) -> list[dict]:
     runs = []
     for d in sorted(root.iterdir(), reverse=True):
         if d.is_dir() and (d / STATUS_FILE).exists():
-            runs.append({"run_id": d.name, "run_dir": str(d), "status": read_status(d),
-                         "config": read_json(d / CONFIG_FILE, {})})
+            status = read_status(d)
+            config, problem = read_object(d / CONFIG_FILE)
+            if problem and status.get("state") != UNREADABLE:
+                status = {**status, "state": UNREADABLE, "error": problem}
+            runs.append({"run_id": d.name, "run_dir": str(d), "status": status, "config": config or {}})
     return runs
 
 
@@ -203,9 +264,20 @@ def checkpoints(run_dir: str | Path) -> list[Path]:
     return sorted(found, key=checkpoint_step)
 
 
+def checkpoint_complete(path: str | Path) -> bool:
+    """Whether a checkpoint folder was written to the end. The trainer writes checkpoint-N/ file by file
+    (weights, optimizer, scheduler, RNG, trainer_state.json last); a worker killed in between leaves a
+    folder that cannot be resumed. core.monitor marks a finished one; folders from before the mark count
+    when their trainer_state.json reads whole."""
+    path = Path(path)
+    if (path / CHECKPOINT_COMPLETE).exists():
+        return True
+    return isinstance(read_json(path / "trainer_state.json"), dict)
+
+
 def last_checkpoint(run_dir: str | Path) -> Path | None:
-    """The newest checkpoint-N folder, if any: where a resume goes on from."""
-    found = checkpoints(run_dir)
+    """The newest complete checkpoint-N folder, if any: where a resume goes on from."""
+    found = [c for c in checkpoints(run_dir) if checkpoint_complete(c)]
     return found[-1] if found else None
 
 
@@ -214,7 +286,8 @@ def best_eval(run_dir: str | Path, status: dict) -> tuple[float | None, int | No
     before it was recorded) the lowest eval loss the run logged."""
     if status.get("best_eval_loss") is not None:
         return status["best_eval_loss"], status.get("best_step")
-    evals = [(m["eval_loss"], m.get("step")) for m in read_metrics(run_dir) if m.get("eval_loss") is not None]
+    evals = [(m["eval_loss"], m.get("step")) for m in read_metrics(run_dir)
+             if isinstance(m.get("eval_loss"), (int, float))]
     return min(evals, key=lambda e: e[0]) if evals else (None, None)
 
 
@@ -228,13 +301,15 @@ def log_tail(run_dir: str | Path, lines: int = 30) -> str:
 def summary(run: dict) -> dict:
     """One row of the runs list: what a person scans for (from a list_runs item)."""
     st, cfg = run["status"], run["config"]
-    started, finished = st.get("started"), st.get("finished")
-    duration = None
-    if started and finished:
-        duration = (datetime.fromisoformat(finished) - datetime.fromisoformat(started)).total_seconds()
+    try:
+        duration = (datetime.fromisoformat(st["finished"]) - datetime.fromisoformat(st["started"])).total_seconds()
+    except (KeyError, TypeError, ValueError):  # not finished, or dates written by hand
+        duration = None
     best, best_step = best_eval(run["run_dir"], st)
-    return {"run_id": run["run_id"], "name": st.get("name") or run["run_id"], "state": st.get("state"),
-            "model": cfg.get("model"), "dataset": Path(cfg.get("train_file") or "").name, "task": cfg.get("task"),
+    if not isinstance(best, (int, float)):
+        best, best_step = None, None
+    return {"run_id": run["run_id"], "name": str(st.get("name") or run["run_id"]), "state": st.get("state"),
+            "model": cfg.get("model"), "dataset": Path(str(cfg.get("train_file") or "")).name, "task": cfg.get("task"),
             "steps": st.get("step", 0), "max_steps": cfg.get("max_iterations"),
             "best_eval_loss": best, "best_step": best_step,
             "duration_s": duration, "created": st.get("created")}
@@ -242,8 +317,8 @@ def summary(run: dict) -> dict:
 
 def compare(run_dirs: list[Path]) -> dict:
     """Summaries of several runs, the config keys whose values differ, and each run's curves."""
-    items = [{"run_id": d.name, "run_dir": str(d), "status": read_status(d), "config": read_json(d / CONFIG_FILE, {})}
-             for d in run_dirs]
+    items = [{"run_id": d.name, "run_dir": str(d), "status": read_status(d),
+              "config": read_object(d / CONFIG_FILE)[0] or {}} for d in run_dirs]
     keys = sorted({k for it in items for k in it["config"]})
     diff = {k: [it["config"].get(k) for it in items] for k in keys
             if len({json.dumps(it["config"].get(k), sort_keys=True) for it in items}) > 1}

@@ -13,7 +13,7 @@ from core.config import TuneConfig
 from core.data import MIN_EXAMPLES, DataError, load_dataset
 from core.models import describe_device, load_tokenizer, pick_device, resolve_model, use_bf16
 from core.monitor import Worker, make_callback, peak_memory_mb
-from core.names import ADAPTER_DIR, CANCEL_FILE, CHECKPOINTS_DIR, CONFIG_FILE
+from core.names import ADAPTER_DIR, CANCEL_FILE, CHECKPOINTS_DIR, CONFIG_FILE, METRICS_FILE, SAMPLES_FILE
 from core.templates import render_answer, render_prompt, training_pairs
 
 # Eval loss during training is computed on at most this many rows, to keep CPU runs moving.
@@ -131,7 +131,9 @@ def _train(run_dir: Path, worker: Worker, resume: bool):
     cfg = TuneConfig.from_dict(runs.read_json(run_dir / CONFIG_FILE))
     checkpoint = runs.last_checkpoint(run_dir) if resume else None
     if resume and checkpoint is None:
-        raise RuntimeError("this run has no checkpoint to resume from; start it again instead")
+        raise RuntimeError("this run has no complete checkpoint to resume from; start it again instead")
+    if checkpoint is not None:  # the steps after the checkpoint are trained (and logged) again
+        runs.keep_steps_up_to(run_dir, runs.checkpoint_step(checkpoint), (METRICS_FILE, SAMPLES_FILE))
     workspace = run_dir.parent.parent  # runs/<id> or estimates/<id>
     device = pick_device(cfg.device)
     bf16 = use_bf16(device)

@@ -11,8 +11,9 @@ import streamlit as st
 from core import job_queue, jobs, runs
 from core.metrics import parse_label
 from core.monitor import read_samples
-from core.names import ACTIVE_STATES, CONFIG_FILE, METHOD_NAMES, TASK_NAMES
+from core.names import ACTIVE_STATES, CONFIG_FILE, METHOD_NAMES, TASK_NAMES, UNREADABLE
 from studio import charts, ui
+
 # The small charts under the loss curve, per tuning method: (choice, [(metrics field, name, colour)], axis, %).
 MORE_CURVES = {
     "sft": {"Next-token accuracy": ([("mean_token_accuracy", "Train", charts.TUNED_COLOR),
@@ -240,6 +241,10 @@ def run_panel(run_dir: Path, status: dict) -> None:
         with badge:
             ui.status_badge(state)
         ui.show_message()
+        if state == UNREADABLE:
+            st.error(f"**This run's folder cannot be read:** {status.get('error')}", icon=":material/broken_image:")
+            st.caption(status.get("hint") or "")
+            return
         if state == "failed":
             st.error(f"**The run failed:** {status.get('error') or 'unknown error'}", icon=":material/error:")
             if status.get("hint"):

@@ -106,6 +106,7 @@ def test_failed_run_shows_error_and_hint_first(ws):
 def test_cancelled_run_with_checkpoint_resumes(ws, launches, monkeypatch):
     run_dir = make_run(ws, "stopped run", state="cancelled")
     (run_dir / "checkpoints" / "checkpoint-4").mkdir(parents=True)
+    runs.write_json(run_dir / "checkpoints" / "checkpoint-4" / "checkpoint-complete", {"step": 4})
     at = open_page("tune")
     resume = at.button(key=f"resume::{run_dir.name}")
     assert resume.label == "Resume from step 4"
@@ -317,3 +318,23 @@ def test_measure_speed_polls_while_the_trial_runs(ws, monkeypatch):
     assert not at.exception, [e.value for e in at.exception]
     assert any("Measuring speed" in i.value and "step 1 of 4" in i.value for i in at.info)
     assert at.button[[b.label for b in at.button].index("Measure speed")].disabled  # one trial at a time
+
+
+def test_pages_list_good_runs_beside_damaged_folders(ws):
+    from test_runs import corrupt
+
+    good = make_run(ws, "good run")
+    damaged = [runs.create_run(ws, {"task": "classification"}) for _ in range(20)]
+    for how, run_dir in enumerate(damaged):
+        corrupt(run_dir, how)
+    at = open_page("runs")
+    assert not at.exception, [e.value for e in at.exception]
+    assert "good run" in at.dataframe[0].value["Name"].tolist()
+    assert len(at.dataframe[0].value) == 21
+    at.multiselect(key="runs_pick").set_value([damaged[0].name]).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any("cannot be read" in e.value for e in at.error)
+    at.multiselect(key="runs_pick").set_value([good.name, damaged[3].name, damaged[12].name]).run()
+    assert not at.exception, [e.value for e in at.exception]  # compare with damaged ones in it
+    for page in ("tune", "evaluate", "playground"):
+        assert not open_page(page).exception

@@ -73,3 +73,66 @@ def test_best_eval_loss_falls_back_to_the_lowest_logged(tmp_path):
     [item] = runs.list_runs(tmp_path)
     row = runs.summary(item)
     assert row["best_eval_loss"] == 1.2 and row["best_step"] == 4  # the step too, not None
+
+
+def test_a_torn_line_loses_nothing_after_it(tmp_path):
+    run_dir = runs.create_run(tmp_path, {"task": "classification"})
+    for step in (1, 2):
+        runs.append_metrics(run_dir, {"step": step, "loss": 1.0})
+    with open(run_dir / "metrics.jsonl", "a") as f:
+        f.write('{"step": 3, "lo')  # the worker was killed mid-write
+    for step in (4, 5):
+        runs.append_metrics(run_dir, {"step": step, "loss": 1.0})
+    assert [m["step"] for m in runs.read_metrics(run_dir)] == [1, 2, 4, 5]
+    runs.keep_steps_up_to(run_dir, 4)  # a resume from step 4 logs step 5 again
+    assert [m["step"] for m in runs.read_metrics(run_dir)] == [1, 2, 4]
+
+
+def corrupt(run_dir, how: int) -> None:
+    """Twenty ways a run folder gets damaged outside the studio."""
+    status, config, metrics = run_dir / "status.json", run_dir / "config.json", run_dir / "metrics.jsonl"
+    damage = [
+        lambda: status.write_bytes(b"\xff\xfe\x00garbage"), lambda: status.write_text("[1, 2]"),
+        lambda: status.write_text('"just a string"'), lambda: status.write_text("{"),
+        lambda: status.write_text(""), lambda: status.write_text("null"),
+        lambda: runs.update_status(run_dir, state="running", pid=2 ** 22 + 7, heartbeat_ts="soon"),
+        lambda: runs.update_status(run_dir, state="succeeded", started="yesterday", finished="today"),
+        lambda: runs.update_status(run_dir, state="succeeded", started=5, finished=None),
+        lambda: metrics.write_text("42\n[1]\n\"x\"\n"),
+        lambda: metrics.write_bytes(b"\xff\xfe\n{\"step\": 1, \"eval_loss\": \"low\"}\n"),
+        lambda: config.write_bytes(b"\x80\x81"), lambda: config.write_text("[]"), lambda: config.unlink(),
+        lambda: runs.update_status(run_dir, name=["a", "list"], step="many", pid="abc", state="queued"),
+        lambda: runs.update_status(run_dir, best_eval_loss="low", best_step=None, state="succeeded"),
+        lambda: status.write_text('{"state": 7}'), lambda: (run_dir / "worker.log").write_bytes(b"\xff" * 100),
+        lambda: runs.update_status(run_dir, state="running", pid=-5, heartbeat_ts=None),
+        lambda: status.write_text("1e999999"),
+    ]
+    damage[how]()
+
+
+def test_damaged_run_folders_never_hide_the_good_ones(tmp_path, capsys):
+    import json as _json
+
+    from core.cli import main
+
+    good = []
+    for i in range(3):
+        run_dir = runs.create_run(tmp_path, {"task": "classification", "max_iterations": 4, "train_file": "t.jsonl"})
+        runs.update_status(run_dir, state="succeeded", step=4, best_eval_loss=1.0 + i, best_step=4,
+                           started="2026-01-01T00:00:00+00:00", finished="2026-01-01T00:01:00+00:00")
+        good.append(run_dir.name)
+    for how in range(20):
+        corrupt(runs.create_run(tmp_path, {"task": "classification"}), how)
+    listed = {r["run_id"]: r for r in runs.list_runs(tmp_path)}
+    assert len(listed) == 23 and all(listed[g]["status"]["state"] == "succeeded" for g in good)
+    assert sum(r["status"]["state"] == "unreadable" for r in listed.values()) >= 8
+    rows = [runs.summary(r) for r in listed.values()]  # every row of the listing builds
+    assert {r["run_id"] for r in rows if r["best_eval_loss"] is not None} >= set(good)
+    ws = ["--workspace", str(tmp_path)]
+    assert main(["runs", "--json", *ws]) == 0
+    assert {r["run_id"] for r in _json.loads(capsys.readouterr().out)} == set(listed)
+    assert main(["runs", *ws]) == 0
+    for run_id in listed:
+        assert main(["status", run_id, *ws]) == 0
+    assert main(["compare", *listed, "--json", *ws]) == 0
+    capsys.readouterr()
