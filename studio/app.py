@@ -1,5 +1,6 @@
 """Tuning Studio in the browser: page setup and navigation only; each page is one user task."""
 import streamlit as st
+from streamlit.runtime.scriptrunner import RerunException, StopException
 
 from studio import ui
 
@@ -13,4 +14,9 @@ page = st.navigation([
     st.Page("app_pages/preferences.py", title="Preferences", icon=":material/thumbs_up_down:"),
 ])
 ui.sidebar()
-page.run()
+try:
+    page.run()
+except (RerunException, StopException):  # st.rerun / st.stop / st.switch_page: Streamlit's control flow
+    raise
+except Exception as e:  # noqa: BLE001 -- anything else: a short error with details, not a bare traceback
+    ui.show_unexpected_error(e)

@@ -3,6 +3,7 @@ data-error box, the delete confirmation and messages left by button callbacks. C
 studio.cached; decisions live in core."""
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import streamlit as st
@@ -38,6 +39,20 @@ def show_data_error(e: DataError) -> None:
                                   f"field `{e.field}`" if e.field else "") if p)
     text = f"**{where}:** {e.message}" if where else e.message
     st.error(f"{text}\n\n{e.hint}" if e.hint else text, icon=":material/report:")
+
+
+def show_unexpected_error(e: Exception) -> None:
+    """A page failed in a way no page handles: a one-line cause for the user, the traceback in a Details
+    expander and in the server log (stderr), never a bare traceback in the browser."""
+    logging.getLogger("studio.pages").error("a page failed: %s: %s", type(e).__name__, e, exc_info=e)
+    cause = next((line.strip() for line in str(e).splitlines() if line.strip()), "")
+    cause = f"{type(e).__name__}: {cause[:300]}" if cause else type(e).__name__
+    st.error(f"**Something went wrong on this page.** {cause}\n\nReload the page to try again; the details "
+             "below are in the server log too.", icon=":material/error:")
+    with st.expander("Details"):
+        # st.exception shows the whole traceback (showErrorDetails redacts only what Streamlit catches), and
+        # is what AppTest lists in `at.exception`, so page tests still fail on a page that raised.
+        st.exception(e)
 
 
 def seed_choice(key: str, options: list, default) -> None:
@@ -150,9 +165,10 @@ def pick_run_and_model(ws: Path, key: str, run_help: str) -> tuple[dict | None, 
     return run, config, model.strip() or BUNDLED_MODEL
 
 
-def chart(fig) -> None:
-    """A plotly figure at full width, without the plotly toolbar."""
-    st.plotly_chart(fig, config={"displayModeBar": False})
+def chart(fig, key: str | None = None) -> None:
+    """A plotly figure at full width, without the plotly toolbar. Two equal figures on one page (base and
+    tuned that answered alike) need a key each."""
+    st.plotly_chart(fig, config={"displayModeBar": False}, key=key)
 
 
 def status_badge(state: str | None) -> None:

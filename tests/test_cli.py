@@ -2,6 +2,7 @@
 import json
 
 import pytest
+from conftest import ASSETS
 
 from core import runs
 from core.cli import main
@@ -77,3 +78,63 @@ def test_runs_compare_rename_delete(workspace, capsys):
     assert main(["delete", b.name, *ws]) == 2  # needs --yes
     assert main(["delete", b.name, "--yes", *ws]) == 0
     assert [r["run_id"] for r in runs.list_runs(workspace)] == [a.name]
+
+
+# ---------------------------------------------------------------- names and flags a user gets wrong
+
+def test_rename_to_a_blank_name_is_an_error_line_not_a_traceback(workspace, capsys):
+    run = runs.create_run(workspace, {"task": "classification"})
+    assert main(["rename", run.name, "   ", "--workspace", str(workspace)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "empty" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("argv, flag", [
+    (["evaluate", "--data", "x.jsonl", "--task", "classification", "--run", ""], "--run"),
+    (["evaluate", "--data", "x.jsonl", "--task", "classification", "--model", ""], "--model"),
+    (["generate", "--prompt", "hi", "--run", ""], "--run"),
+    (["generate", "--prompt", "hi", "--run", "../../etc"], "--run"),
+    (["generate", "--prompt", "hi", "--model", "  "], "--model"),
+    (["generate", "--prompt", "hi", "--model", "run:"], "--model"),
+    (["tune", "--task", "classification", "--train", "x.jsonl", "--model", ""], "--model"),
+    (["tune", "--task", "classification", "--method", "dpo", "--queue", ""], "--queue"),
+    (["prefs", "generate", "--prompts", "p.jsonl", "--queue", "q", "--run-a", ""], "--run-a"),
+    (["prefs", "generate", "--prompts", "p.jsonl", "--queue", "q", "--run-b", "a/b"], "--run-b"),
+    (["prefs", "generate", "--prompts", "p.jsonl", "--queue", "q", "--model-a", ""], "--model-a"),
+    (["prefs", "generate", "--prompts", "p.jsonl", "--queue", "q", "--model-b", ""], "--model-b"),
+    (["prefs", "generate", "--prompts", "p.jsonl", "--queue", ""], "--queue"),
+    (["prefs", "import", "pairs.jsonl", "--queue", " "], "--queue"),
+    (["prefs", "stats", "--queue", "../x"], "--queue"),
+    (["serve", "--allow-host", ""], "--allow-host"),
+])
+def test_empty_or_unsafe_names_are_errors_naming_the_flag(workspace, argv, flag, capsys):
+    """`--run ''` used to mean the base model and `--model ''` the bundled one, silently."""
+    with pytest.raises(SystemExit) as exit_:
+        main([*argv, "--workspace", str(workspace)])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and f"argument {flag}" in err and "Traceback" not in err
+    assert runs.list_runs(workspace) == []
+
+
+@pytest.mark.parametrize("submitted", ["started", "queued"])
+def test_tune_json_reports_what_the_queue_did(workspace, monkeypatch, submitted, capsys):
+    from core.cli import common
+
+    monkeypatch.setattr(common.jobs, "submit", lambda job_dir: submitted)  # no worker is started
+    monkeypatch.setattr(common.job_queue, "position", lambda ws, job_id: (2, 2))
+    train = ASSETS / "classification_train.jsonl"
+    argv = ["tune", "--train", str(train), "--task", "classification", "--json", "--workspace", str(workspace)]
+    assert main(argv) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["status"] == submitted and out["run_id"] == runs.list_runs(workspace)[0]["run_id"]
+
+
+def test_tune_json_with_wait_reports_the_final_state(workspace, monkeypatch, capsys):
+    from core.cli import common, models
+
+    monkeypatch.setattr(common.jobs, "submit", lambda job_dir: "started")
+    monkeypatch.setattr(models, "wait_and_show", lambda job_dir, quiet=False: {"state": "failed", "error": "x"})
+    train = ASSETS / "classification_train.jsonl"
+    code = main(["tune", "--train", str(train), "--task", "classification", "--json", "--wait",
+                 "--workspace", str(workspace)])
+    assert code == 1 and json.loads(capsys.readouterr().out)["status"] == "failed"

@@ -2,10 +2,13 @@
 progress line of a job that is being waited for."""
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 
 from core import job_queue, jobs, runs
+from core.models import RUN_MODEL_PREFIX
+from core.names import InvalidName, check_name
 
 
 def fail(message: str, code: int = 2) -> int:
@@ -17,14 +20,45 @@ def workspace(a) -> Path:
     return runs.workspace_dir(a.workspace)
 
 
+def nonblank(value: str) -> str:
+    """An argparse type: a value that is not empty or only spaces (`--model ''` is a mistake, not the default)."""
+    if not value.strip():
+        raise argparse.ArgumentTypeError("cannot be empty")
+    return value
+
+
+def name_arg(what: str, max_len: int = 64):
+    """An argparse type: a user-given name (a run id, a labeling queue) under core.names.check_name, so an
+    empty or unsafe name is an error naming its flag instead of a silent default."""
+    def parse(value: str) -> str:
+        nonblank(value)
+        try:
+            return check_name(value, what, max_len=max_len)
+        except InvalidName as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
+    return parse
+
+
+RUN_ID = name_arg("run id", max_len=100)  # the limit of core.runs.run_path
+QUEUE = name_arg("queue name")
+
+
+def model_arg(value: str) -> str:
+    """An argparse type: a model name that is not blank; `run:RUN_ID` names a run id like --run does."""
+    value = nonblank(value).strip()
+    if value.startswith(RUN_MODEL_PREFIX):
+        RUN_ID(value[len(RUN_MODEL_PREFIX):])
+    return value
+
+
 def with_run(action):
-    """A subcommand on one run id, with the unknown or unsafe id reported instead of raised."""
+    """A subcommand on one run id, with the unknown or unsafe id, and what the action refuses (a ValueError
+    or a missing file), reported as an error line instead of raised."""
     def cmd(a) -> int:
         try:
-            run_dir = runs.run_path(workspace(a), a.run_id)
+            action(a, runs.run_path(workspace(a), a.run_id))
         except (ValueError, FileNotFoundError) as e:
             return fail(str(e))
-        action(a, run_dir)
         return 0
     return cmd
 

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from core import jobs, runs
-from core.cli.common import fail, submit_and_report, wait_and_show, workspace
+from core.cli.common import QUEUE, RUN_ID, fail, model_arg, nonblank, submit_and_report, wait_and_show, workspace
 from core.config import BASE_LEARNING_RATE, BUNDLED_MODEL, DPO_LEARNING_RATE, ConfigError, EvalConfig, GenerationConfig
 from core.data import DataError
 from core.generate import generate_texts
@@ -20,12 +20,18 @@ from core.templates import render_prompt, template_for
 
 
 def cmd_serve(a) -> int:
-    app = Path(__file__).resolve().parents[2] / "studio" / "app.py"
+    """Exec the studio's launcher (studio/server.py: Streamlit behind a Host-header guard) from the repo root,
+    so .streamlit/config.toml (theme, upload size) applies. core never imports streamlit: this only execs."""
+    root = Path(__file__).resolve().parents[2]
     os.environ["STUDIO_WORKSPACE"] = str(workspace(a))
-    argv = [sys.executable, "-m", "streamlit", "run", str(app), "--server.address", a.host,
-            "--server.port", str(a.port), "--browser.gatherUsageStats", "false"]
+    argv = [sys.executable, "-m", "studio.server", "--address", a.host, "--port", str(a.port)]
+    for name in a.allow_host:
+        argv += ["--allow-host", name]
     print(f"Tuning Studio on http://{a.host}:{a.port}  (workspace: {os.environ['STUDIO_WORKSPACE']})", flush=True)
-    os.chdir(app.parent.parent)  # so .streamlit/config.toml (theme, upload size) applies
+    if a.host in ("0.0.0.0", "::") and not a.allow_host:
+        print("  only requests for localhost are answered; name the host others use with --allow-host NAME",
+              flush=True)
+    os.chdir(root)
     os.execv(sys.executable, argv)
     return 0
 
@@ -53,19 +59,19 @@ def cmd_tune(a) -> int:
     if a.estimate:
         return _estimate(ws, cfg, a.json)
     run_dir = jobs.create_tune(ws, cfg)
-    how = submit_and_report(run_dir, quiet=a.json)
+    state = submit_and_report(run_dir, quiet=a.json)  # "started" or "queued": what the queue did with it
     if not a.json:
-        print(f"run {run_dir.name} {how}: {run_dir}\n  {why}", flush=True)
-    status = runs.read_status(run_dir)
+        print(f"run {run_dir.name} {state}: {run_dir}\n  {why}", flush=True)
     if a.wait:
         status = wait_and_show(run_dir, quiet=a.json)
+        state = status.get("state")
         if not a.json:
-            print(f"run {run_dir.name}: {status['state']}")
+            print(f"run {run_dir.name}: {state}")
             if status.get("error"):
                 print(f"  {status['error']}\n  {status.get('hint', '')}")
     if a.json:
-        print(json.dumps({"run_id": run_dir.name, "run_dir": str(run_dir), "status": status.get("state")}))
-    return 0 if status.get("state") in ("succeeded", "queued", "running") else 1
+        print(json.dumps({"run_id": run_dir.name, "run_dir": str(run_dir), "status": state}))
+    return 0 if state in ("succeeded", "started", "queued", "running") else 1
 
 
 def _estimate(ws: Path, cfg, as_json: bool) -> int:
@@ -162,17 +168,20 @@ def add_parsers(sub, common) -> None:
     s = sub.add_parser("serve", parents=[common], help="start the browser studio")
     s.add_argument("--host", default="127.0.0.1", help="address to bind (default: localhost only)")
     s.add_argument("--port", type=int, default=8501)
+    s.add_argument("--allow-host", action="append", default=[], metavar="NAME", type=nonblank,
+                   help="also answer requests whose Host is NAME (repeatable); by default only localhost, "
+                        "127.0.0.1, [::1] and --host are, so other sites cannot reach the studio (DNS rebinding)")
     s.set_defaults(func=cmd_serve)
 
     t = sub.add_parser("tune", parents=[common], help="start a LoRA tuning run")
     t.add_argument("--train", help="training data (JSONL, CSV or Parquet); for DPO, preference pairs")
     t.add_argument("--method", choices=METHODS, default="sft",
                    help="sft: prompt → answer; dpo: preference pairs (from --queue or --train)")
-    t.add_argument("--queue", help="DPO: the labeling queue whose curated pairs to train on")
+    t.add_argument("--queue", type=QUEUE, help="DPO: the labeling queue whose curated pairs to train on")
     t.add_argument("--beta", type=float, default=0.1, help="DPO: higher keeps the model closer to the base")
     t.add_argument("--eval", help="eval data for eval loss during tuning")
     t.add_argument("--task", required=True, choices=TASKS)
-    t.add_argument("--model", default=BUNDLED_MODEL,
+    t.add_argument("--model", type=model_arg, default=BUNDLED_MODEL,
                    help="bundled model, hub id, local folder, or run:RUN_ID (a finished run, e.g. DPO after SFT)")
     t.add_argument("--template", help="prompt template with {input_text} (default: per task)")
     t.add_argument("--steps", type=int, help="max_iterations (default: recommended for the task and data)")
@@ -202,8 +211,8 @@ def add_parsers(sub, common) -> None:
     e.add_argument("--constrained", action="store_true",
                    help="classification: answers can only be labels (faster, never off-label)")
     e.add_argument("--batch-size", type=int, help="rows generated together (default: 16 classification, else 8)")
-    e.add_argument("--run", help="run id: evaluate base and tuned on the same rows")
-    e.add_argument("--model", default=BUNDLED_MODEL)
+    e.add_argument("--run", type=RUN_ID, help="run id: evaluate base and tuned on the same rows")
+    e.add_argument("--model", type=model_arg, default=BUNDLED_MODEL)
     e.add_argument("--template", help="override the prompt template")
     e.add_argument("--limit", type=int, help="first N rows only")
     e.add_argument("--input-column", help="column with the prompt text (default: the run's, else auto-detect)")
@@ -214,9 +223,9 @@ def add_parsers(sub, common) -> None:
 
     g = sub.add_parser("generate", parents=[common], help="answer a prompt with the base model or a tuned run")
     g.add_argument("--prompt", required=True)
-    g.add_argument("--run", help="run id (its template and adapter are used)")
+    g.add_argument("--run", type=RUN_ID, help="run id (its template and adapter are used)")
     g.add_argument("--base", action="store_true", help="with --run: the base model, same template")
-    g.add_argument("--model", default=BUNDLED_MODEL)
+    g.add_argument("--model", type=model_arg, default=BUNDLED_MODEL)
     g.add_argument("--raw", action="store_true", help="send the prompt as is, without any template")
     g.add_argument("--max-output-tokens", type=int, default=128)
     g.add_argument("--temperature", type=float, default=0.0)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from core import jobs
 from core import preferences as prefs
-from core.cli.common import fail, submit_and_report, wait_and_show, workspace
+from core.cli.common import QUEUE, RUN_ID, fail, model_arg, submit_and_report, wait_and_show, workspace
 from core.config import CandidatesConfig, ConfigError
 from core.data import DataError
 
@@ -72,21 +72,22 @@ def add_parsers(sub, common) -> None:
     psub = pp.add_subparsers(dest="prefs_command", required=True)
     i = psub.add_parser("import", parents=[common], help="add pairs from a file to a labeling queue")
     i.add_argument("file")
-    i.add_argument("--queue", required=True)
+    i.add_argument("--queue", type=QUEUE, required=True)
     e = psub.add_parser("export", parents=[common], help="curated pairs (ties and both-bad left out)")
-    e.add_argument("--queue", required=True)
+    e.add_argument("--queue", type=QUEUE, required=True)
     e.add_argument("--format", choices=("vertex", "dpo"), default="vertex")
     e.add_argument("--out")
     st = psub.add_parser("stats", parents=[common], help="counts per choice and labeler, kappa")
-    st.add_argument("--queue", required=True)
+    st.add_argument("--queue", type=QUEUE, required=True)
     st.add_argument("--json", action="store_true")
     g = psub.add_parser("generate", parents=[common],
                         help="two candidate answers per prompt (two runs/models or two temperatures) into a queue")
     g.add_argument("--prompts", required=True, help="a file of prompts (input_text / prompt / text column)")
-    g.add_argument("--queue", required=True)
+    g.add_argument("--queue", type=QUEUE, required=True)
     for side in ("a", "b"):
-        g.add_argument(f"--run-{side}", help=f"candidate {side.upper()}: a tuned run id")
-        g.add_argument(f"--model-{side}", help=f"candidate {side.upper()}: a model (default: the bundled one)")
+        g.add_argument(f"--run-{side}", type=RUN_ID, help=f"candidate {side.upper()}: a tuned run id")
+        g.add_argument(f"--model-{side}", type=model_arg,
+                       help=f"candidate {side.upper()}: a model (default: the bundled one)")
     g.add_argument("--temperature-a", type=float, default=0.0)
     g.add_argument("--temperature-b", type=float, default=0.9)
     g.add_argument("--seed", type=int, default=0)
