@@ -29,8 +29,10 @@ def row_change(base: float | None, tuned: float | None, margin: float = 0.1) -> 
 
 def default_generation(task: str, tokenizer, labels: list[str]) -> GenerationConfig:
     if task == "classification":
+        # Room for a short sentence: a base model that answers in words is scored off-label for what it
+        # said, not cut off before it could name a class. A tuned model stops at end-of-text anyway.
         longest = max((len(tokenizer(x).input_ids) for x in labels), default=4)
-        return GenerationConfig(max_output_tokens=longest + 4, batch_size=16)
+        return GenerationConfig(max_output_tokens=max(32, longest + 4), batch_size=16)
     return GenerationConfig(max_output_tokens=64, batch_size=8)
 
 

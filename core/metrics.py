@@ -17,18 +17,19 @@ OFF_LABEL = "(off-label)"
 ROUGE_TYPES = ("rouge1", "rouge2", "rougeL", "rougeLsum")
 
 
-def parse_label(answer: str, labels: list[str]) -> str | None:
-    """The label an answer names: an exact (case-insensitive) match of its first line, else the longest
-    label that appears in it as a word; None when it names none."""
-    first = answer.strip().splitlines()[0] if answer.strip() else ""
-    first = first.strip().strip(".:;!\"'`*").strip().lower()
-    by_lower = {label.lower(): label for label in labels}
-    if first in by_lower:
-        return by_lower[first]
-    for label in sorted(labels, key=len, reverse=True):
-        if re.search(rf"(?<!\w){re.escape(label.lower())}(?!\w)", first):
-            return label
-    return None
+def _normal(text: str) -> str:
+    """Case, runs of whitespace, surrounding quotes or markup and trailing punctuation do not matter."""
+    return " ".join(text.split()).lower().strip(".:;!?,\"'`*_()[]{}<> ").strip()
+
+
+def parse_label(answer: str, labels: list[str], synonyms: dict[str, str] | None = None) -> str | None:
+    """The label an answer *is*: its first line equal to a label (or to a synonym the user gave for one)
+    once case, spacing, quotes and trailing punctuation are set aside. Anything else is off-label (None):
+    "The text is classified as games" names no label, although the words `text` and `games` occur in it."""
+    first = answer.strip().splitlines()[0] if answer and answer.strip() else ""
+    by_normal = {_normal(label): label for label in labels}
+    by_normal.update({_normal(k): v for k, v in (synonyms or {}).items() if v in labels})
+    return by_normal.get(_normal(first))
 
 
 def classification_metrics(y_true: list[str], y_pred: list[str | None], labels: list[str]) -> dict:

@@ -26,8 +26,10 @@ def headline(col, label: str, base: float, tuned: float | None, pct: bool = True
         return
     diff = tuned - base
     delta = f"{diff * 100:+.1f} pts" if pct else f"{diff:+,.0f}"
-    col.metric(label, fmt(tuned), delta=delta, border=True, delta_color="inverse" if inverse else "normal",
-               help=f"Base {fmt(base)} → tuned {fmt(tuned)}")
+    unchanged = delta in ("+0.0 pts", "-0.0 pts", "+0", "-0")  # no change as shown: neutral, no arrow
+    col.metric(label, fmt(tuned), delta="no change" if unchanged else delta, border=True,
+               delta_color="off" if unchanged else "inverse" if inverse else "normal",
+               delta_arrow="off" if unchanged else "auto", help=f"Base {fmt(base)} → tuned {fmt(tuned)}")
 
 
 def per_label_table(base: dict, tuned: dict | None) -> pd.DataFrame:
@@ -63,7 +65,7 @@ def classification_dashboard(base: dict, tuned: dict | None) -> None:
         for col, (title, m) in zip(st.columns(len(shown), gap="medium"), shown):
             with col:
                 st.markdown(f"*{title}*")
-                ui.chart(charts.confusion_figure(m["confusion_matrix"]))
+                ui.chart(charts.confusion_figure(m["confusion_matrix"]), key=f"confusion::{title}")
     with st.container(border=True):
         st.markdown("**Per-label metrics**")
         df = per_label_table(base, tuned)

@@ -78,8 +78,9 @@ def pick_queue(ws: Path) -> str | None:
 
 # ---------------------------------------------------------------- label
 
-def _skipped(queue: str) -> set[int]:
-    return st.session_state.setdefault("pf_skip", {}).setdefault(queue, set())
+def _skipped(queue: str, labeler: str) -> set[int]:
+    """This labeler's skips in this queue (another name typed in the same browser has its own)."""
+    return st.session_state.setdefault("pf_skip", {}).setdefault((queue, labeler), set())
 
 
 def _submit(ws: Path, item_id: int, labeler: str, shown: str) -> None:
@@ -89,15 +90,15 @@ def _submit(ws: Path, item_id: int, labeler: str, shown: str) -> None:
     st.session_state["pf_last"] = f"Item {item_id}: **{name}** saved."
 
 
-def _skip(queue: str, item_id: int) -> None:
-    _skipped(queue).add(item_id)
+def _skip(queue: str, labeler: str, item_id: int) -> None:
+    _skipped(queue, labeler).add(item_id)
     st.session_state["pf_last"] = f"Item {item_id} skipped for this session."
 
 
 def _undo(ws: Path, queue: str, labeler: str) -> None:
     item_id = preferences.undo_last(ws, queue, labeler)
     if item_id is not None:
-        _skipped(queue).discard(item_id)
+        _skipped(queue, labeler).discard(item_id)
     st.session_state["pf_last"] = (f"Your label on item {item_id} was removed: label it again." if item_id is not None
                                    else "Nothing to undo: you have no label in this queue.")
 
@@ -125,7 +126,7 @@ def label_panel(ws: Path, queue: str, labeler: str) -> None:
     progress_bars(ws, queue, labeler)
     if st.session_state.get("pf_last"):
         st.caption(st.session_state.pop("pf_last"))
-    skipped = _skipped(queue)
+    skipped = _skipped(queue, labeler)
     item = preferences.next_item(ws, queue, labeler, skip=skipped)
     if item is None:
         if skipped:
@@ -152,7 +153,7 @@ def label_panel(ws: Path, queue: str, labeler: str) -> None:
                    on_click=_submit, args=(ws, item["id"], labeler, shown))
     c1, c2, c3 = st.columns([1, 1, 4], vertical_alignment="center")
     c1.button("Skip", icon=":material/skip_next:", key="pf_skip_btn", shortcut="S", width="stretch",
-              on_click=_skip, args=(queue, item["id"]))
+              on_click=_skip, args=(queue, labeler, item["id"]))
     c2.button("Undo last", icon=":material/undo:", key="pf_undo", shortcut="U", width="stretch",
               on_click=_undo, args=(ws, queue, labeler))
     c3.caption("Keys: **1** A better · **2** B better · **3** tie · **4** both bad · **S** skip · **U** undo "

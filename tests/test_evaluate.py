@@ -5,10 +5,13 @@ from sklearn.metrics import f1_score
 from core.metrics import OFF_LABEL, classification_metrics, parse_label, summarization_metrics, task_metrics
 
 
-def test_parse_label_exact_then_word_match():
+def test_an_answer_is_a_label_only_when_it_is_that_label():
     labels = ["games", "math", "web"]
     assert parse_label("Games.", labels) == "games"
-    assert parse_label("The category is math", labels) == "math"
+    assert parse_label("The category is math", labels) is None  # a sentence naming a label is not that label
+    assert parse_label("The text is classified as games", ["text", "games"]) is None
+    assert parse_label("  **Math**  \nbecause it adds numbers", labels) == "math"  # the answer line is the label
+    assert parse_label("maths", labels, synonyms={"maths": "math"}) == "math"
     assert parse_label("webserver", labels) is None  # not a whole word
     assert parse_label("", labels) is None
 

@@ -180,8 +180,21 @@ def test_evaluate_page_classification_dashboard(ws):
     assert heat[0]["y"] == LABELS
     assert any(s["data"][0].get("hovertemplate", "").startswith("true") for s in specs)  # confusion matrix
     acc = next(m for m in at.metric if m.label == "Accuracy")
-    assert acc.value == "83.3%" and acc.delta.startswith("+33.3")  # 5/6 tuned vs 3/6 base
+    # 5/6 tuned vs 2/6 base: "I think science" is a sentence, not the label `science`
+    assert acc.value == "83.3%" and acc.delta.startswith("+50.0")
     assert len(at.dataframe) == 2  # per-label table + predictions
+
+
+def test_evaluate_page_shows_no_change_as_neutral(ws):
+    run_dir = finished_run(ws)
+    out = run_dir / "evals" / "cls-same"
+    write_evaluation(out, "classification", run_dir.name)
+    metrics = runs.read_json(out / "metrics.json")
+    runs.write_json(out / "metrics.json", {**metrics, "tuned": metrics["base"]})  # tuning changed nothing
+    at = open_page("evaluate")
+    acc = next(m for m in at.metric if m.label == "Accuracy")
+    assert acc.delta == "no change" and acc.color != 1  # not a green up-arrow
+    assert "+0.0" not in " ".join(m.delta or "" for m in at.metric)
 
 
 def test_evaluate_page_summarization_base_only(ws):

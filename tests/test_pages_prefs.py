@@ -105,6 +105,17 @@ def test_labeling_asks_the_name_first_then_labels_undoes_and_skips(ws):
     assert shown_item(at) == ids[0]
 
 
+def test_a_skip_belongs_to_the_labeler_who_made_it(ws):
+    ids = make_queue(ws, k=2)
+    at = as_labeler("ana")
+    assert shown_item(at) == ids[0]
+    at.button(key="pf_skip_btn").click().run()
+    assert shown_item(at) == ids[1]
+    at.text_input(key="pf_name").set_value("ben").run()  # another labeler at the same browser
+    assert shown_item(at) == ids[0]  # ana's skip is not ben's
+    assert not any("skipped" in c.value for c in at.caption)
+
+
 def test_labeling_resumes_after_a_reload(ws):
     ids = make_queue(ws, n=4)
     at = as_labeler("ann")
@@ -225,8 +236,8 @@ def test_evaluate_regression_browser_filters_and_sends_rows_to_a_queue(ws):
     assert any(c.value.startswith("95% interval") for c in at.caption)  # next to macro F1 and accuracy
     table = browser_table(at)
     assert len(table) == 6 and list(table["delta"][:1]) == [-1.0]  # worst first
-    assert at.segmented_control(key=f"ev_change::{out}").options == [
-        "All rows · 6", "Fixed · 3", "Broken · 1", "Unchanged · 2"]
+    assert at.segmented_control(key=f"ev_change::{out}").options == [  # "I think science" is no label: fixed
+        "All rows · 6", "Fixed · 4", "Broken · 1", "Unchanged · 1"]
 
     at.segmented_control(key=f"ev_change::{out}").set_value("broken").run()
     assert not at.exception, [e.value for e in at.exception]
@@ -364,7 +375,7 @@ def test_comparison_report_holds_the_headline_numbers_and_regressions():
     lo, hi = metrics["tuned"]["confidence_95"]["macro_f1"]
     assert f"{lo:.1%} – {hi:.1%}" in page
     assert "6 rows" in page and "base 6 of 6 rows answered" in page
-    assert "<b>3</b> fixed · <b>1</b> broken · <b>2</b> unchanged" in page
+    assert "<b>4</b> fixed · <b>1</b> broken · <b>1</b> unchanged" in page
     assert all(f"<td>{lab}</td>" in page for lab in labels)  # the per-class F1 table
     assert "line 6" in page and "<script" not in page and "&lt;script&gt;" in page
     assert "http" not in page.replace("http-equiv", "")  # nothing fetched: works offline
