@@ -298,6 +298,15 @@ def log_tail(run_dir: str | Path, lines: int = 30) -> str:
     return "\n".join(path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:])
 
 
+def dataset_label(config: dict) -> str:
+    """What a run learned from, as people named it: a labeling queue, a registered dataset by its name
+    (not its train.jsonl), or the file's name."""
+    if config.get("preference_queue"):
+        return f"queue {config['preference_queue']}"
+    path = Path(str(config.get("train_file") or ""))
+    return path.parent.name if path.parent.parent.name == "catalog" else path.name
+
+
 def summary(run: dict) -> dict:
     """One row of the runs list: what a person scans for (from a list_runs item)."""
     st, cfg = run["status"], run["config"]
@@ -309,7 +318,7 @@ def summary(run: dict) -> dict:
     if not isinstance(best, (int, float)):
         best, best_step = None, None
     return {"run_id": run["run_id"], "name": str(st.get("name") or run["run_id"]), "state": st.get("state"),
-            "model": cfg.get("model"), "dataset": Path(str(cfg.get("train_file") or "")).name, "task": cfg.get("task"),
+            "model": cfg.get("model"), "dataset": dataset_label(cfg), "task": cfg.get("task"),
             "steps": st.get("step", 0), "max_steps": cfg.get("max_iterations"),
             "best_eval_loss": best, "best_step": best_step,
             "duration_s": duration, "created": st.get("created")}

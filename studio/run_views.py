@@ -32,12 +32,6 @@ def model_name(model: str | None) -> str:
     return (model or "?").replace("bundled:", "") + (" (bundled)" if (model or "").startswith("bundled:") else "")
 
 
-def data_name(config: dict) -> str:
-    if config.get("preference_queue"):
-        return f"queue {config['preference_queue']}"
-    return Path(config.get("train_file") or "?").name
-
-
 # ---------------------------------------------------------------- actions
 
 def _cancel(run_dir: Path) -> None:
@@ -236,7 +230,7 @@ def run_panel(run_dir: Path, status: dict) -> None:
         head.markdown(f"**{run_name(status, run_dir.name)}**")
         head.caption(" · ".join(x for x in (
             METHOD_NAMES.get(config.get("method") or "sft"), TASK_NAMES.get(config.get("task"), config.get("task")),
-            model_name(config.get("model")), data_name(config), f"created {str(status.get('created', ''))[:16]}")
+            model_name(config.get("model")), runs.dataset_label(config), f"created {str(status.get('created', ''))[:16]}")
             if x))
         with badge:
             ui.status_badge(state)

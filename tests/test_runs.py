@@ -136,3 +136,12 @@ def test_damaged_run_folders_never_hide_the_good_ones(tmp_path, capsys):
         assert main(["status", run_id, *ws]) == 0
     assert main(["compare", *listed, "--json", *ws]) == 0
     capsys.readouterr()
+
+
+def test_a_registered_dataset_is_named_by_its_name_not_its_file(tmp_path):
+    run_dir = runs.create_run(tmp_path, {"task": "classification",
+                                         "train_file": str(tmp_path / "catalog" / "sections" / "train.jsonl")})
+    [item] = runs.list_runs(tmp_path)
+    assert runs.summary(item)["dataset"] == "sections"
+    assert runs.dataset_label({"preference_queue": "q1", "train_file": "queue:q1"}) == "queue q1"
+    assert runs.dataset_label({"train_file": "/data/my.csv"}) == "my.csv" and run_dir.exists()
