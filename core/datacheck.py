@@ -8,7 +8,7 @@ import json
 from collections import Counter, defaultdict
 from pathlib import Path
 
-from core.data import MIN_EXAMPLES, DataError, Dataset, parse_dataset
+from core.data import MIN_EXAMPLES, DataError, Dataset, parse_dataset, printable
 from core.templates import training_pairs
 
 RECOMMENDED = {"classification": 100, "summarization": 100, "text_generation": 200}
@@ -16,8 +16,20 @@ SHOW_PER_KIND = 20
 
 
 def _problem(e: DataError, kind: str | None = None, level: str = "error") -> dict:
-    return {"kind": kind or (f"`{e.field}` {e.message}" if e.field else e.message), "level": level,
-            "line": e.line, "field": e.field, "message": str(e), "hint": e.hint or ""}
+    return {"kind": kind or e.kind or (f"`{e.field}` {e.message}" if e.field else e.message), "level": level,
+            "line": e.line, "field": e.field, "message": str(e), "hint": e.hint or "",
+            "file": printable(str(e.file)) if e.file else None}
+
+
+def file_error_report(path: str | Path, e: DataError) -> dict:
+    """The report of a file that cannot be used at all: `usable` False, the DataError as `error` (file,
+    line, field, message, hint) and as the one problem."""
+    problem = _problem(e, kind="file cannot be used")
+    report = {"file": str(path), "format": None, "columns": [], "rows": 0, "valid_rows": 0, "usable": False,
+              "problems": [problem], "notes": [], "fixes": [], "stats": {},
+              "error": {k: problem[k] for k in ("message", "file", "line", "field", "hint")}}
+    report["groups"] = group_problems(report["problems"])
+    return report
 
 
 def _text_of(example: dict) -> str:
@@ -35,16 +47,16 @@ def _answer_of(example: dict) -> str:
 def check_dataset(path: str | Path, task: str | None = None, format: str | None = None,
                   input_column: str | None = None, output_column: str | None = None,
                   eval_path: str | Path | None = None) -> dict:
-    """A JSON-ready report. `usable` is False when tuning on this file cannot work as it is."""
+    """A JSON-ready report. `usable` is False when tuning on this file cannot work as it is. Raises nothing
+    for a bad file: a file that cannot be read at all gives `error` (and one problem); bad rows, values of
+    the wrong type and values read with a change are problems with their line and field."""
     report = {"file": str(path), "format": None, "columns": [], "rows": 0, "valid_rows": 0, "usable": False,
               "problems": [], "notes": [], "fixes": [], "stats": {}}
     try:
         data, errors = parse_dataset(path, input_column, output_column, format)
     except DataError as e:  # the file as a whole cannot be read
-        report["problems"].append(_problem(e, kind="file cannot be used"))
-        report["groups"] = group_problems(report["problems"])
-        return report
-    problems = [_problem(e) for e in errors]
+        return file_error_report(path, e)
+    problems = [_problem(e) for e in errors] + [_problem(w, level="warning") for w in data.warnings]
     ex = data.examples
     report.update(format=data.format, columns=[data.input_column, data.output_column], notes=list(data.notes),
                   rows=len(ex) + len(errors), valid_rows=len(ex))

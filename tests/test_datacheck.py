@@ -122,3 +122,62 @@ def test_a_50_mb_file_is_checked_in_seconds(tmp_path):
     r = check_dataset(path, task="classification")
     assert r["usable"] and r["valid_rows"] > 60_000 and not r["problems"]
     assert time.time() - start < 30
+
+
+def test_values_of_the_wrong_type_are_listed_with_line_and_field(tmp_path):
+    data = rows(30)
+    data[3]["output_text"] = 12345
+    data[5]["output_text"] = float("inf")  # json.dumps writes Infinity
+    data[7]["input_text"] = ["a", "b"]
+    data[9] = {"note": "not here"}  # a row of another shape: its fields are missing
+    r = check_dataset(write_jsonl(tmp_path / "t.jsonl", data), task="classification")
+    where = {(p["line"], p["field"]): p for p in r["problems"]}
+    assert where[4, "output_text"]["level"] == "warning" and "is a number (12345)" in where[4, "output_text"]["message"]
+    assert where[6, "output_text"]["level"] == "error" and "expected text" in where[6, "output_text"]["message"]
+    assert where[8, "input_text"]["level"] == "error" and where[10, "input_text"]["level"] == "error"
+    assert r["valid_rows"] == 27 and r["usable"]
+    assert {g["kind"] for g in r["groups"]} >= {"`output_text` holds numbers, read as text",
+                                                "`output_text` is a number that is not finite"}
+
+
+def test_an_assistant_only_conversation_shows_in_the_report(tmp_path):
+    convo = {"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}]}
+    data = [convo] * 11 + [{"messages": [{"role": "assistant", "content": "Hello"}]}]
+    r = check_dataset(write_jsonl(tmp_path / "c.jsonl", data))
+    bad = [p for p in r["problems"] if p["level"] == "error"]
+    assert [(p["line"], p["field"]) for p in bad] == [(12, "messages")] and r["valid_rows"] == 11
+
+
+def test_a_file_that_cannot_be_read_reports_its_error(tmp_path):
+    p = tmp_path / "d.jsonl"
+    p.write_text(json.dumps(rows(1)[0]) + "\n" + '{"input_text": ' + "[" * 50_000 + "\n")
+    r = check_dataset(p)
+    assert not r["usable"] and r["error"]["line"] == 2 and r["error"]["file"] == str(p)
+    assert r["groups"][0]["kind"] == "file cannot be used" and "nested too deeply" in r["error"]["message"]
+
+
+def test_cli_data_check_reports_a_broken_file_and_exits_1(tmp_path, capsys):
+    p = tmp_path / "q.csv"
+    p.write_text('input_text,output_text\na,b\n"never closed,c\n')
+    assert main(["data", "check", str(p), "--json"]) == 1
+    out = json.loads(capsys.readouterr().out)
+    assert out["usable"] is False and out["error"]["line"] == 3 and out["error"]["file"] == str(p)
+    assert "never closed" in out["error"]["message"]
+    assert main(["data", "check", str(p)]) == 1
+    text = capsys.readouterr().out
+    assert "q.csv, line 3" in text and "NOT usable" in text
+    s = tmp_path / "s.jsonl"  # a lone surrogate in a key: the report is still printable
+    s.write_text('{"input_text": "a", "output_text": "b", "\\ud800": 1}\n')
+    assert main(["data", "check", str(s), "--json"]) == 1
+    assert json.loads(capsys.readouterr().out)["error"]["field"] == "\\ud800"
+
+
+def test_cli_data_check_lets_a_bug_show(tmp_path, monkeypatch):
+    import core.cli.data as cli_data
+
+    def broken(*a, **k):
+        raise KeyError("a bug, not a data problem")
+
+    monkeypatch.setattr(cli_data, "check_dataset", broken)
+    with pytest.raises(KeyError):
+        main(["data", "check", str(write_jsonl(tmp_path / "d.jsonl", rows(20)))])

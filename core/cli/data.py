@@ -6,29 +6,37 @@ import json
 
 from core.catalog import SPLITS, delete_dataset, list_datasets, register_dataset
 from core.cli.common import fail, workspace
-from core.data import FORMATS, DataError, load_dataset
-from core.datacheck import check_dataset, format_report, token_preflight
+from core.data import FORMATS, DataError, parse_dataset, printable
+from core.datacheck import check_dataset, file_error_report, format_report, token_preflight
 from core.models import ModelError, load_tokenizer, resolve_model
 from core.names import TASKS
 from core.templates import default_template
 
 
 def cmd_data_check(a) -> int:
-    report = check_dataset(a.file, task=a.task, format=a.format, input_column=a.input_column,
-                           output_column=a.output_column, eval_path=a.eval)
+    """Exit 0: usable; 1: not usable as it is (also a file that cannot be read at all, reported like the
+    rest). Anything else escaping here is a bug in the reader and is left to show its traceback."""
+    try:
+        report = check_dataset(a.file, task=a.task, format=a.format, input_column=a.input_column,
+                               output_column=a.output_column, eval_path=a.eval)
+    except DataError as e:  # check_dataset reports these itself; kept so a whole-file error is never a traceback
+        report = file_error_report(a.file, e)
     if report["usable"] and a.model:  # token lengths and truncation need the model's tokenizer
         try:
             tok = load_tokenizer(resolve_model(a.model, workspace(a)))
         except ModelError as e:
             return fail(str(e))
-        data = load_dataset(a.file, a.input_column, a.output_column, format=a.format)
+        data, _ = parse_dataset(a.file, a.input_column, a.output_column, format=a.format)  # the valid rows
         template = a.template or default_template(a.task or "text_generation", data.labels)
-        pre = token_preflight(data, tok, template, a.max_seq_length, show=1)
+        try:
+            pre = token_preflight(data, tok, template, a.max_seq_length, show=1)
+        except ValueError as e:  # a --template without its {input_text} placeholder
+            return fail(f"--template: {e}")
         report["tokens"] = {k: v for k, v in pre.items() if not k.endswith("_tokens")}
     if a.json:
-        print(json.dumps(report, ensure_ascii=False))
+        print(printable(json.dumps(report, ensure_ascii=False)))
     else:
-        print(format_report(report))
+        print(printable(format_report(report)))
         t = report.get("tokens")
         if t:
             print(f"tokens (prompt): {t['prompt_tokens_summary']};  answers: {t['answer_tokens_summary']}")
