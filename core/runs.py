@@ -164,7 +164,14 @@ def read_jsonl(path: str | Path) -> list[dict]:
 
 
 def read_metrics(run_dir: str | Path) -> list[dict]:
-    return read_jsonl(Path(run_dir) / METRICS_FILE)
+    """metrics.jsonl: every value is a number (step, time, losses, rates); a value of another type, or a
+    record without a step, comes from a hand-edited file and is left out rather than breaking a chart."""
+    out = []
+    for record in read_jsonl(Path(run_dir) / METRICS_FILE):
+        clean = {k: v for k, v in record.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+        if "step" in clean:
+            out.append(clean)
+    return out
 
 
 def pid_alive(pid: int | None) -> bool:
@@ -207,6 +214,25 @@ def failure_of_gone_worker(job_dir: str | Path) -> dict:
             "hint": "Look at the last lines of the log, then start it again."}
 
 
+# status.json fields the pages do arithmetic or formatting with: a value of another type (a folder edited
+# by hand) is dropped on reading rather than crashing every view of the run.
+_NUMBER_FIELDS = ("step", "max_steps", "pid", "heartbeat_ts", "eta_s", "elapsed_s", "peak_memory_mb", "done",
+                  "total", "best_eval_loss", "best_step", "train_rows", "eval_rows", "resumed_from", "pairs")
+_TEXT_FIELDS = ("name", "error", "hint", "phase", "device", "precision", "created", "started", "finished")
+
+
+def _typed(status: dict) -> dict:
+    clean = dict(status)
+    for key in _NUMBER_FIELDS:
+        value = clean.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            clean[key] = None
+    for key in _TEXT_FIELDS:
+        if clean.get(key) is not None and not isinstance(clean[key], str):
+            clean[key] = str(clean[key])
+    return clean
+
+
 def read_status(run_dir: str | Path) -> dict:
     """status.json of a job folder, never written here. A vanished worker reads as failed (so neither the
     UI nor the CLI waits forever); core.jobs.reap records that in the file."""
@@ -217,6 +243,7 @@ def read_status(run_dir: str | Path) -> dict:
     if problem:  # shown as such; never hides the other runs
         return {"state": UNREADABLE, "error": problem,
                 "hint": "This folder was damaged outside the studio; delete it or restore the file."}
+    status = _typed(status)
     if worker_gone(status):
         return {**status, **failure_of_gone_worker(run_dir)}
     return status

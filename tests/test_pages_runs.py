@@ -338,3 +338,7 @@ def test_pages_list_good_runs_beside_damaged_folders(ws):
     assert not at.exception, [e.value for e in at.exception]  # compare with damaged ones in it
     for page in ("tune", "evaluate", "playground"):
         assert not open_page(page).exception
+    at = open_page("tune")
+    for run_dir in damaged:  # each damaged run opened in the run panel
+        at.selectbox(key="tune_run_pick").set_value(run_dir.name).run()
+        assert not at.exception, (run_dir.name, [e.value for e in at.exception])
