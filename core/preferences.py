@@ -194,7 +194,8 @@ def fleiss_kappa(table: list[list[int]]) -> float:
     p_j = [sum(row[j] for row in table) / (n_items * raters) for j in range(len(table[0]))]
     p_i = [(sum(c * c for c in row) - raters) / (raters * (raters - 1)) for row in table]
     p_bar, p_e = sum(p_i) / n_items, sum(p * p for p in p_j)
-    return 1.0 if p_e == 1 else (p_bar - p_e) / (1 - p_e)
+    # Every rating in one category: agreement beyond chance is undefined (0/0), not perfect.
+    return float("nan") if p_e == 1 else (p_bar - p_e) / (1 - p_e)
 
 
 def agreement(workspace, queue: str) -> dict:
@@ -212,8 +213,9 @@ def agreement(workspace, queue: str) -> dict:
         common = [i for i, d in by_item.items() if a in d and b in d]
         if len(common) >= 2:
             x, y = [by_item[i][a] for i in common], [by_item[i][b] for i in common]
-            kappa = cohen_kappa_score(x, y, labels=list(CHOICES)) if len(set(x) | set(y)) > 1 else 1.0
-            pairs[f"{a} / {b}"] = {"items": len(common), "cohen_kappa": float(kappa),
+            # With one choice used by both, chance agreement is total and kappa is 0/0: undefined, not 1.
+            kappa = float(cohen_kappa_score(x, y, labels=list(CHOICES))) if len(set(x) | set(y)) > 1 else None
+            pairs[f"{a} / {b}"] = {"items": len(common), "cohen_kappa": kappa,
                                    "raw_agreement": sum(p == q for p, q in zip(x, y)) / len(common)}
     multi = {i: d for i, d in by_item.items() if len(d) >= 2}
     sizes = Counter(len(d) for d in multi.values())
@@ -221,7 +223,8 @@ def agreement(workspace, queue: str) -> dict:
     if sizes:
         k = sizes.most_common(1)[0][0]
         table = [[list(d.values()).count(c) for c in CHOICES] for d in multi.values() if len(d) == k]
-        fleiss = {"raters_per_item": k, "items": len(table), "kappa": fleiss_kappa(table)}
+        value = fleiss_kappa(table)
+        fleiss = {"raters_per_item": k, "items": len(table), "kappa": None if value != value else value}
     agree = [len(set(d.values())) == 1 for d in multi.values()]
     return {"labels": len(rows), "per_choice": dict(Counter(r["choice"] for r in rows)),
             "per_labeler": {lab: dict(Counter(r["choice"] for r in rows if r["labeler"] == lab)) for lab in labelers},

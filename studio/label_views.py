@@ -30,11 +30,13 @@ FORMATS = {"vertex": "Reference format: input_text, candidate_0, candidate_1, ch
 def labeler_name() -> str:
     """The labeler's name, kept for the session outside the widget (a widget's own state is dropped when
     another page is shown)."""
-    if "pf_name" not in st.session_state:
-        st.session_state["pf_name"] = st.session_state.get("labeler", "")
+    if "pf_name" not in st.session_state:  # a reload keeps the name in the address (?labeler=ana)
+        st.session_state["pf_name"] = st.session_state.get("labeler") or st.query_params.get("labeler", "")
     name = st.text_input("Your name", key="pf_name", max_chars=64, placeholder="e.g. ana",
                          help="Labels are stored under this name; use the same name to continue later.").strip()
     st.session_state["labeler"] = name
+    if name and st.query_params.get("labeler") != name:
+        st.query_params["labeler"] = name
     return name
 
 
@@ -163,10 +165,14 @@ def label_panel(ws: Path, queue: str, labeler: str) -> None:
 
 # ---------------------------------------------------------------- review
 
+UNDEFINED_KAPPA = ("undefined: every label is the same choice, so agreement beyond chance cannot be "
+                   "measured yet")
+
+
 def kappa_words(k: float | None) -> str:
-    """Landis & Koch's reading of a kappa value."""
+    """Landis & Koch's reading of a kappa value; None is kappa's 0/0 (one choice only)."""
     if k is None or k != k:
-        return "–"
+        return UNDEFINED_KAPPA
     for top, words in ((0.0, "poor"), (0.2, "slight"), (0.4, "fair"), (0.6, "moderate"), (0.8, "substantial")):
         if k <= top:
             return words
@@ -186,9 +192,11 @@ def agreement_summary(ws: Path, queue: str) -> None:
     m[2].metric("Raw agreement", f"{raw:.0%}" if raw is not None else "–", border=True,
                 help="Share of items labelled by two or more people on which all of them chose the same.")
     fl = ag["fleiss"]
-    m[3].metric("Fleiss' κ", f"{fl['kappa']:.2f}" if fl else "–", border=True,
+    shown = f"{fl['kappa']:.2f}" if fl and fl["kappa"] is not None else "undefined" if fl else "–"
+    m[3].metric("Fleiss' κ", shown, border=True,
                 help=(f"Over {fl['items']} items with {fl['raters_per_item']} labels each: "
-                      f"{kappa_words(fl['kappa'])} agreement." if fl else "Needs items with two or more labels."))
+                      f"{kappa_words(fl['kappa'])}{' agreement' if fl['kappa'] is not None else ''}."
+                      if fl else "Needs items with two or more labels."))
     left, right = st.columns(2, gap="medium")
     with left.container(border=True, height="stretch"):
         st.markdown("**Cohen's κ per pair of labelers**")

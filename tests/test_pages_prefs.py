@@ -447,3 +447,20 @@ def test_playground_adds_panes_for_checkpoints(ws, monkeypatch):
     assert not at.exception, [e.value for e in at.exception]
     assert str(ckpt) in loaded  # the checkpoint's adapter answered in its own pane
     assert any(label in m.value for m in at.markdown)
+
+
+def test_the_labeler_name_survives_a_reload_and_one_choice_reads_as_undefined_agreement(ws):
+    ids = make_queue(ws, n=2, k=2)
+    for item in ids:
+        for who in ("ann", "bob"):
+            preferences.submit(ws, item, who, "second" if preferences.flipped(item, who) else "first")
+    at = as_labeler("ann")
+    assert at.query_params.get("labeler") in ("ann", ["ann"])  # kept in the address
+    again = AppTest.from_file(str(ROOT / "studio" / "app.py"), default_timeout=30)
+    again.query_params["labeler"] = "ann"  # a reload of that address
+    again.run()
+    again.switch_page("app_pages/preferences.py").run()
+    assert not again.exception, [e.value for e in again.exception]
+    assert again.text_input(key="pf_name").value == "ann"
+    fleiss = next(m for m in again.metric if m.label == "Fleiss' κ")
+    assert fleiss.value == "undefined" and "cannot be measured" in fleiss.help

@@ -105,7 +105,9 @@ def test_cli_prefs_import_stats_export(workspace, tmp_path, capsys):
     dest = tmp_path / "out.jsonl"
     assert main(["prefs", "export", "--queue", "demo", "--format", "vertex", "--out", str(dest), *ws]) == 0
     assert json.loads(dest.read_text()) == {"input_text": "q", "candidate_0": "y", "candidate_1": "n", "choice": 0}
-    assert main(["prefs", "import", str(src), "--queue", "../bad", *ws]) == 2
+    with pytest.raises(SystemExit) as refused:  # an unsafe queue name is an argument error: exit 2
+        main(["prefs", "import", str(src), "--queue", "../bad", *ws])
+    assert refused.value.code == 2
 
 
 def test_generate_two_candidates_per_prompt_into_a_queue(workspace, tiny_model_dir, tmp_path, capsys):
@@ -147,3 +149,14 @@ def test_candidates_as_a_background_job(workspace, tiny_model_dir, tmp_path):
     status = jobs.wait(out, poll=0.5, timeout=240)
     assert status["state"] == "succeeded", runs.log_tail(out)
     assert status["done"] == status["total"] == 6 and status["pairs"] == prefs.progress(workspace, "bg")["items"]
+
+
+def test_kappa_is_undefined_when_every_label_is_the_same_choice(tmp_path):
+    items = prefs.add_pairs(tmp_path, "same", [{"prompt": f"p{i}", "answer_a": "x", "answer_b": "y"} for i in range(4)])
+    for item in items:
+        for who in ("ann", "bob"):
+            prefs.submit(tmp_path, item, who, "second" if prefs.flipped(item, who) else "first")  # always A
+    result = prefs.agreement(tmp_path, "same")
+    assert result["raw_agreement"] == 1.0
+    assert result["cohen"]["ann / bob"]["cohen_kappa"] is None  # 0/0, not "almost perfect"
+    assert result["fleiss"]["kappa"] is None
