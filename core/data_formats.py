@@ -15,7 +15,9 @@ from core.data_types import DataError
 # Column pairs recognised without a mapping, in order of preference.
 KNOWN_COLUMNS = [("input_text", "output_text"), ("prompt", "label"), ("prompt", "completion"),
                  ("input", "output"), ("text", "label")]
-PREFERENCE_COLUMNS = [("input_text", "candidate_0", "candidate_1", "choice"), ("prompt", "chosen", "rejected")]
+# A pair file: the reference workflow's candidates (its `choice` column may be absent, or a cell empty,
+# for pairs still to be labeled), or prompt/chosen/rejected.
+PREFERENCE_COLUMNS = [("input_text", "candidate_0", "candidate_1"), ("prompt", "chosen", "rejected")]
 UNLABELED_COLUMNS = ("input_text", "prompt", "text", "input")
 FORMATS = ("prompt_answer", "chat", "preference", "unlabeled")
 ROLES = {"system": "system", "user": "user", "model": "assistant", "assistant": "assistant"}
@@ -85,8 +87,11 @@ def _parse_unlabeled(df, lines, path, columns, input_column, output_column, cell
 
 
 def _parse_preference(df, lines, path, columns, input_column, output_column, cells):
+    """Labeled pairs as {prompt, chosen, rejected}. A candidates row without a choice is a pair still to
+    be labeled: {prompt, answer_a, answer_b} with chosen/rejected None (a labeling queue takes it; DPO
+    leaves it out)."""
     vertex = all(c in columns for c in PREFERENCE_COLUMNS[0])
-    names = PREFERENCE_COLUMNS[0] if vertex else PREFERENCE_COLUMNS[1]
+    names = PREFERENCE_COLUMNS[0] + (("choice",) if "choice" in columns else ()) if vertex else PREFERENCE_COLUMNS[1]
     rows = []
     for line, *values in zip(lines, *(_column(df, c) for c in names)):
         r = dict(zip(names, values))
@@ -94,11 +99,15 @@ def _parse_preference(df, lines, path, columns, input_column, output_column, cel
             if vertex:
                 prompt = cells.text(r["input_text"], line, "input_text")
                 cands = [cells.text(r[f"candidate_{k}"], line, f"candidate_{k}") for k in (0, 1)]
+                if is_missing(r.get("choice")):
+                    rows.append({"prompt": prompt, "chosen": None, "rejected": None, "answer_a": cands[0],
+                                 "answer_b": cands[1], "line": line})
+                    continue
                 choice = _choice(r["choice"])
                 if choice is None:
-                    raise DataError(f"must be 0 or 1, got {short_repr(r['choice'])}", file=path, line=line,
-                                    field="choice", hint="choice names the better candidate: 0 or 1.",
-                                    kind="`choice` must be 0 or 1")
+                    raise DataError(f"must be 0 or 1 (or empty: not labeled yet), got {short_repr(r['choice'])}",
+                                    file=path, line=line, field="choice",
+                                    hint="choice names the better candidate: 0 or 1.", kind="`choice` must be 0 or 1")
                 chosen, rejected = cands[choice], cands[1 - choice]
             else:
                 prompt = cells.text(r["prompt"], line, "prompt")
@@ -108,6 +117,11 @@ def _parse_preference(df, lines, path, columns, input_column, output_column, cel
         except DataError as e:
             rows.append(e)
     return (("input_text", "choice") if vertex else ("prompt", "chosen")), rows
+
+
+def labeled_pairs(examples: list[dict]) -> list[dict]:
+    """The pairs with a choice: what DPO trains on."""
+    return [e for e in examples if e.get("chosen") is not None]
 
 
 def _choice(value) -> int | None:

@@ -41,7 +41,7 @@ def _text_of(example: dict) -> str:
 def _answer_of(example: dict) -> str:
     if "messages" in example:
         return next((m["content"] for m in reversed(example["messages"]) if m["role"] == "assistant"), "")
-    return example.get("output_text") or example.get("chosen", "")
+    return example.get("output_text") or example.get("chosen") or ""
 
 
 def check_dataset(path: str | Path, task: str | None = None, format: str | None = None,

@@ -235,15 +235,21 @@ def position(workspace: str | Path, job_id: str) -> tuple[int, int] | None:
     return same.index(job_id) + 1, len(same)
 
 
+def _take_waiting(data: dict, job_id: str) -> dict:
+    """Take a waiting job's entry out of the queue data (under the lock); ValueError if it is not waiting."""
+    entry = next((e for e in data["waiting"] if Path(e["job"]).name == job_id), None)
+    if entry is None:
+        raise ValueError(f"job {job_id} is not waiting in the queue")
+    data["waiting"].remove(entry)
+    return entry
+
+
 def move(workspace: str | Path, job_id: str, place: int) -> list[str]:
     """Put a waiting job at `place` (0 = next to start)."""
     workspace = Path(workspace)
     with _locked(workspace):
         data = _read(workspace)
-        entry = next((e for e in data["waiting"] if Path(e["job"]).name == job_id), None)
-        if entry is None:
-            raise ValueError(f"job {job_id} is not waiting in the queue")
-        data["waiting"].remove(entry)
+        entry = _take_waiting(data, job_id)
         data["waiting"].insert(max(0, min(place, len(data["waiting"]))), entry)
         _write(workspace, data)
         return [Path(e["job"]).name for e in data["waiting"]]
@@ -254,10 +260,7 @@ def remove(workspace: str | Path, job_id: str) -> None:
     workspace = Path(workspace)
     with _locked(workspace):
         data = _read(workspace)
-        entry = next((e for e in data["waiting"] if Path(e["job"]).name == job_id), None)
-        if entry is None:
-            raise ValueError(f"job {job_id} is not waiting in the queue")
-        data["waiting"].remove(entry)
+        entry = _take_waiting(data, job_id)
         _write(workspace, data)
         runs.update_status(workspace / entry["job"], state="cancelled", finished=runs.now_iso(),
                            error=None, hint="Removed from the queue before it started.")

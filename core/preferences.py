@@ -89,14 +89,18 @@ def add_pairs(workspace, queue: str, pairs: list[dict]) -> list[int]:
 
 
 def import_file(workspace, path: str | Path, queue: str) -> int:
-    """Import preference pairs (either format); a file's own choice is kept as the label of `imported`."""
+    """Import preference pairs (either format) into a labeling queue. A file's own choice is kept as the
+    label of `imported`; a pair without a choice (no column, or an empty cell) waits for its labels."""
     data = load_dataset(path, format="preference")
-    ids = add_pairs(workspace, queue, [{"prompt": e["prompt"], "answer_a": e["chosen"], "answer_b": e["rejected"],
-                                        "meta": {"line": e["line"], "file": Path(path).name}} for e in data.examples])
+    pairs = [{"prompt": e["prompt"], "answer_a": e["chosen"] if e["chosen"] is not None else e["answer_a"],
+              "answer_b": e["rejected"] if e["chosen"] is not None else e["answer_b"],
+              "meta": {"line": e["line"], "file": Path(path).name}} for e in data.examples]
+    ids = add_pairs(workspace, queue, pairs)  # in file order
+    chosen = [i for i, e in zip(ids, data.examples) if e["chosen"] is not None]
     with closing(connect(workspace)) as con:
         con.executemany("INSERT OR IGNORE INTO labels(item_id, labeler, choice, created) VALUES (?, 'imported', 'a', ?)",
-                        [(i, now_iso()) for i in ids])
-    return len(ids)
+                        [(i, now_iso()) for i in chosen])
+    return len(data.examples)
 
 
 def flipped(item_id: int, labeler: str) -> bool:

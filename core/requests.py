@@ -8,6 +8,7 @@ from pathlib import Path
 from core import preferences
 from core.config import TuneConfig, steps_reason
 from core.data import DataError, load_dataset
+from core.data_formats import labeled_pairs
 
 
 def _absolute(path: str | None) -> str | None:
@@ -18,8 +19,8 @@ def count_pairs(workspace: str | Path, preference_queue: str | None = None, trai
     """Usable preference pairs: a labeling queue's curated pairs, or a pairs file's rows."""
     if preference_queue:
         return len(preferences.export(workspace, preference_queue, "dpo"))
-    if train_file:
-        return len(load_dataset(train_file, format="preference"))
+    if train_file:  # pairs without a choice wait in a labeling queue; DPO cannot use them
+        return len(labeled_pairs(load_dataset(train_file, format="preference").examples))
     raise DataError("DPO needs a labeling queue (curated pairs) or a preference pairs file",
                     hint="Name a queue (--queue) or a pairs file (--train).")
 

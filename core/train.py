@@ -11,6 +11,7 @@ from pathlib import Path
 from core import preferences, runs
 from core.config import TuneConfig
 from core.data import MIN_EXAMPLES, DataError, load_dataset
+from core.data_formats import labeled_pairs
 from core.models import describe_device, load_tokenizer, pick_device, resolve_model, use_bf16
 from core.monitor import Worker, make_callback, peak_memory_mb
 from core.names import ADAPTER_DIR, CANCEL_FILE, CHECKPOINTS_DIR, CONFIG_FILE, METRICS_FILE, SAMPLES_FILE
@@ -102,8 +103,8 @@ def run_tuning(run_dir: str | Path, resume: bool = False, worker: Worker | None 
 def preference_pairs(cfg: TuneConfig, workspace: Path) -> tuple[list[dict], list[dict]]:
     """DPO pairs ({prompt, chosen, rejected}) for training and held-out evaluation: a labeling queue's
     curated pairs or a preference file; without an eval file a tenth is held out (reward accuracy)."""
-    def from_file(path):
-        return load_dataset(path, format="preference").examples
+    def from_file(path):  # pairs still to be labeled have no chosen answer to learn from
+        return labeled_pairs(load_dataset(path, format="preference").examples)
 
     pairs = preferences.export(workspace, cfg.preference_queue, "dpo") if cfg.preference_queue \
         else from_file(cfg.train_file)

@@ -8,9 +8,17 @@ from pathlib import Path
 import streamlit as st
 
 from core import inventory, job_queue, jobs, preferences, runs
-from core.config import BASE_LEARNING_RATES, BUNDLED_MODEL, DPO_TEMPLATE, ConfigError, TuneConfig, \
-    recommend_dpo_steps, recommend_steps
+from core.config import (
+    BASE_LEARNING_RATES,
+    BUNDLED_MODEL,
+    DPO_TEMPLATE,
+    ConfigError,
+    TuneConfig,
+    recommend_dpo_steps,
+    recommend_steps,
+)
 from core.data import MIN_EXAMPLES, DataError
+from core.data_formats import labeled_pairs
 from core.models import ModelError
 from core.names import DEVICES, METHOD_NAMES, TASK_NAMES, TASKS
 from core.requests import tune_config
@@ -84,7 +92,7 @@ def dpo_data(ws: Path) -> dict | None:
         if path is None:
             return None
         try:
-            rows = len(cached.valid_examples(path, format="preference"))
+            rows = len(labeled_pairs(cached.valid_examples(path, format="preference").examples))
         except DataError as e:
             ui.show_data_error(e)
             return None

@@ -266,6 +266,21 @@ def test_parquet_chat_as_hugging_face_exports_it(tmp_path):
     assert load_dataset(tmp_path / "pandas.parquet").examples[0]["messages"] == d.examples[0]["messages"]
 
 
+def test_pairs_without_a_choice_are_pairs_to_label(tmp_path):
+    from core.data_formats import labeled_pairs
+
+    path = _lines(tmp_path / "unlabeled.jsonl",
+                  json.dumps({"input_text": "q1", "candidate_0": "a", "candidate_1": "b"}),
+                  json.dumps({"input_text": "q2", "candidate_0": "c", "candidate_1": "d"}))
+    data = load_dataset(path)  # no choice column: detected as pairs all the same
+    assert data.format == "preference" and [e["answer_a"] for e in data.examples] == ["a", "c"]
+    assert labeled_pairs(data.examples) == []
+    mixed = _lines(tmp_path / "mixed.jsonl",
+                   json.dumps({"input_text": "q1", "candidate_0": "a", "candidate_1": "b", "choice": None}),
+                   json.dumps({"input_text": "q2", "candidate_0": "c", "candidate_1": "d", "choice": 1}))
+    assert [e["chosen"] for e in labeled_pairs(load_dataset(mixed, format="preference").examples)] == ["d"]
+
+
 def test_preference_choice_as_float_or_nullable_integer(tmp_path):
     from core.data import parse_dataset
 
@@ -274,8 +289,8 @@ def test_preference_choice_as_float_or_nullable_integer(tmp_path):
     assert [e["chosen"] for e in load_dataset(tmp_path / "f.parquet").examples] == ["a", "B", "C"]
     pd.DataFrame({**base, "choice": pd.array([1, None, 0], dtype="Int64")}).to_parquet(tmp_path / "n.parquet")
     data, problems = parse_dataset(tmp_path / "n.parquet")
-    assert [e["chosen"] for e in data.examples] == ["A", "c"]
-    assert (problems[0].line, problems[0].field) == (2, "choice")
+    assert [e["chosen"] for e in data.examples] == ["A", None, "c"] and not problems  # empty: to be labeled
+    assert (data.examples[1]["answer_a"], data.examples[1]["answer_b"]) == ("b", "B")
     j = _lines(tmp_path / "p.jsonl", json.dumps({"input_text": "q", "candidate_0": "a", "candidate_1": "b",
                                                  "choice": 1.0}))
     assert load_dataset(j).examples[0]["chosen"] == "b"

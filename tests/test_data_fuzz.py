@@ -314,7 +314,7 @@ def chat_cases(rng: random.Random) -> list[Case]:
 
 def preference_cases(rng: random.Random) -> list[Case]:
     cases = []
-    for choice, ok in ((2, False), ("x", False), (None, False), (True, False), (0.5, False), (-1, False),
+    for choice, ok in ((2, False), ("x", False), (None, True), (True, False), (0.5, False), (-1, False),
                        ([1], False), (1.0, True), ("1", True), (0, True), (" 0 ", True), ("1.0", True)):
         rows = [json.dumps({"input_text": f"q{i}", "candidate_0": "a", "candidate_1": "b", "choice": 1})
                 for i in range(12)]
@@ -381,7 +381,7 @@ def parquet_cases(rng: random.Random) -> list[Case]:
                       "chat assistant only"))
     choice = pa.array([None if i == k else 1 for i in range(n)], type=pa.int8())
     prefs = pa.table({"input_text": texts, "candidate_0": ["a"] * n, "candidate_1": ["b"] * n, "choice": choice})
-    cases.append(Case("prefs.parquet", _parquet(prefs), k + 1, "choice", "nullable choice"))
+    cases.append(Case("prefs.parquet", _parquet(prefs), kind="nullable choice: a pair to label", clean=True))
     prefs_f = prefs.set_column(3, "choice", pa.array([float(i % 2) for i in range(n)]))
     cases.append(Case("prefs_float.parquet", _parquet(prefs_f), kind="float choice", clean=True))
     good = _parquet(pa.table({"input_text": texts, "output_text": ["a"] * n}))

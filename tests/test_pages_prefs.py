@@ -187,6 +187,20 @@ def test_import_creates_the_queue_and_export_downloads(ws, tmp_path):
     assert len(preview) == 5 and set(preview["choice"]) == {0}  # the imported choice, stored as answer A
 
 
+def test_import_of_unlabeled_pairs_fills_a_queue_to_label(ws):
+    rows = [{"input_text": f"q{i}", "candidate_0": f"one {i}", "candidate_1": f"two {i}"} for i in range(3)]
+    rows[1]["choice"] = None  # an empty cell is the same: not labeled yet
+    at = as_labeler("ann")
+    body = "".join(json.dumps(r) + "\n" for r in rows).encode()
+    at.file_uploader(key="pf_upload").set_value(("to label.jsonl", body, "application/json")).run()
+    at.button(key="pf_import").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+    assert preferences.list_queues(ws) == [{"name": "to-label", "labels_per_item": 1, "items": 3}]
+    assert [r for r in preferences.labels(ws, "to-label")] == []  # nothing labeled yet
+    assert shown_item(at)  # ready to label
+
+
 def test_import_of_a_wrong_file_names_the_problem(ws):
     at = as_labeler("ann")
     at.file_uploader(key="pf_upload").set_value(("notes.jsonl", b'{"input_text": "a", "output_text": "b"}\n',

@@ -160,3 +160,18 @@ def test_kappa_is_undefined_when_every_label_is_the_same_choice(tmp_path):
     assert result["raw_agreement"] == 1.0
     assert result["cohen"]["ann / bob"]["cohen_kappa"] is None  # 0/0, not "almost perfect"
     assert result["fleiss"]["kappa"] is None
+
+
+def test_unlabeled_pairs_import_into_a_queue_to_be_labeled(tmp_path):
+    from core.requests import count_pairs
+
+    path = tmp_path / "pairs.jsonl"
+    path.write_text(json.dumps({"input_text": "q1", "candidate_0": "a", "candidate_1": "b"}) + "\n"
+                    + json.dumps({"input_text": "q2", "candidate_0": "c", "candidate_1": "d", "choice": None}) + "\n"
+                    + json.dumps({"input_text": "q3", "candidate_0": "e", "candidate_1": "f", "choice": 0}) + "\n")
+    assert prefs.import_file(tmp_path, path, "fresh") == 3
+    assert prefs.progress(tmp_path, "fresh")["items"] == 3
+    imported = [r for r in prefs.labels(tmp_path, "fresh") if r["labeler"] == "imported"]
+    assert len(imported) == 1  # only the pair that came with a choice
+    assert prefs.next_item(tmp_path, "fresh", "ann")["prompt"] == "q1"  # waiting for ann's label
+    assert count_pairs(tmp_path, train_file=str(path)) == 1  # DPO counts labeled pairs only
