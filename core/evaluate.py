@@ -133,7 +133,10 @@ def list_evaluations(workspace: str | Path) -> list[dict]:
     for d, run_id in found:
         marker = next((d / f for f in (STATUS_FILE, EVAL_METRICS_FILE) if (d / f).exists()), None)
         if d.is_dir() and marker is not None:
-            out.append({"dir": str(d), "name": d.name, "run_id": run_id, "status": eval_status(d),
+            status = eval_status(d)
+            out.append({"dir": str(d), "name": d.name, "run_id": run_id, "status": status,
+                        "title": status.get("name") or d.name,  # what it scored, on which run, by name
+                        "run_name": runs.display_name(d.parent.parent) if run_id else None,
                         "mtime": marker.stat().st_mtime_ns})
     return sorted(out, key=lambda e: e["mtime"], reverse=True)
 

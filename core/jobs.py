@@ -60,7 +60,7 @@ def create_evaluation(workspace: str | Path, config: EvalConfig) -> Path:
     workspace = Path(workspace).resolve()
     parent = runs.run_path(workspace, config.run_id) / EVALS_DIR if config.run_id else workspace / EVALS_DIR
     label = Path(config.data).name.split(".")[0] or "eval"
-    name = f"{label} · {'run ' + config.run_id if config.run_id else 'base model'}"
+    name = f"{label} · {runs.display_name(parent.parent) if config.run_id else 'base model'}"
     job_dir = _new_folder(parent, label, name, "evaluate")
     return _write_job(job_dir, workspace, "evaluate", config.to_dict(), name)
 

@@ -57,10 +57,15 @@ def make_callback(worker: Worker, max_steps: int, samples: list[dict] | None = N
             done_here = state.global_step - self.first_step
             per_step = (time.time() - self.begin) / done_here if done_here else None
             eta = per_step * (max_steps - state.global_step) if per_step else None
-            worker.status(step=state.global_step, elapsed_s=round(elapsed, 1), eta_s=eta and round(eta, 1))
             if (worker.run_dir / CANCEL_FILE).exists():
                 control.should_training_stop = True
                 control.should_save = True  # a checkpoint to resume from
+            # The trainer's own flow callback ran first and decided what follows this step: say so, so a
+            # page never shows "training" through an eval pass or a checkpoint write.
+            phase = ("evaluating: eval loss and answers" if control.should_evaluate
+                     else "saving a checkpoint" if control.should_save else "training")
+            worker.status(step=state.global_step, elapsed_s=round(elapsed, 1), eta_s=eta and round(eta, 1),
+                          phase=phase)
 
         def on_log(self, args, state, control, logs=None, **kw):
             logs = dict(logs or {})
@@ -85,10 +90,12 @@ def make_callback(worker: Worker, max_steps: int, samples: list[dict] | None = N
             folder = Path(args.output_dir) / f"{CHECKPOINT_PREFIX}{state.global_step}"
             if worker.main and folder.is_dir():
                 runs.write_json(folder / CHECKPOINT_COMPLETE, {"step": state.global_step, "time": runs.now_iso()})
+            worker.status(phase="training")
 
         def on_evaluate(self, args, state, control, model=None, **kw):
             if samples and model is not None and tokenizer is not None and worker.main:
                 write_samples(worker.run_dir, state.global_step, model, tokenizer, samples, sample_tokens)
+            worker.status(phase="saving a checkpoint" if control.should_save else "training")
 
     return StudioCallback()
 

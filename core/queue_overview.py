@@ -32,14 +32,14 @@ def remaining_seconds(status: dict) -> float | None:
     return None
 
 
-def _step_seconds(workspace: Path, config: dict) -> float | None:
+def step_seconds(workspace: Path, config: dict) -> float | None:
     """Seconds per step of the newest finished run with this model, batch size and device."""
     for r in runs.list_runs(workspace):
         c = r["config"]
         if r["status"].get("state") != "succeeded" or any(c.get(k) != config.get(k)
                                                           for k in ("model", "batch_size", "device", "method")):
             continue
-        times = [m["time"] for m in runs.read_metrics(r["run_dir"]) if "loss" in m]
+        times = [m["time"] for m in runs.read_metrics(r["run_dir"]) if "loss" in m and "time" in m]
         if len(times) > 2:
             return (times[-1] - times[0]) / (len(times) - 1)
     return None
@@ -48,7 +48,7 @@ def _step_seconds(workspace: Path, config: dict) -> float | None:
 def expected_seconds(workspace: Path, kind: str, config: dict) -> float | None:
     """How long a waiting job will take, from the newest comparable finished job."""
     if kind in ("tune", "estimate"):
-        per_step = _step_seconds(workspace, config)
+        per_step = step_seconds(workspace, config)
         return per_step * int(config.get("max_iterations") or 0) if per_step else None
     if kind == "evaluate":
         for e in list_evaluations(workspace):

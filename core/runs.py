@@ -265,6 +265,11 @@ def list_runs(workspace: str | Path) -> list[dict]:
     return runs
 
 
+def display_name(run_dir: str | Path) -> str:
+    """A run as people call it: the name it was given, else its id."""
+    return str(read_status(run_dir).get("name") or Path(run_dir).name)
+
+
 def has_adapter(run_dir: str | Path) -> bool:
     return (Path(run_dir) / ADAPTER_DIR).is_dir()
 

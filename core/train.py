@@ -193,6 +193,7 @@ def _train(run_dir: Path, worker: Worker, resume: bool):
         trainer = _answer_only_trainer()(model=model, args=args, processing_class=tokenizer,
                                          peft_config=peft_config, callbacks=callbacks, **data)
     trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+    worker.status(phase="saving the adapter")
     if worker.main:
         trainer.model.save_pretrained(str(run_dir / ADAPTER_DIR))  # the best one when pick_best (loaded at the end)
         tokenizer.save_pretrained(str(run_dir / ADAPTER_DIR))

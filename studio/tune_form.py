@@ -7,7 +7,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from core import inventory, job_queue, jobs, preferences, runs
+from core import inventory, job_queue, jobs, preferences, queue_overview, runs
 from core.config import (
     BASE_LEARNING_RATES,
     BUNDLED_MODEL,
@@ -281,6 +281,22 @@ def speed_result(current: dict) -> None:
                        "number that holds.", icon=":material/history:")
 
 
+def prior_estimate(col, ws: Path, data: dict, settings: dict) -> None:
+    """Time before launch, from the pace of the newest finished run with this model, method, batch size
+    and device on this machine (measured, not guessed); else a pointer to Measure speed."""
+    per_step = queue_overview.step_seconds(ws, {"model": data["model"].strip() or BUNDLED_MODEL,
+                                                "method": data["method"], "batch_size": settings["batch_size"],
+                                                "device": settings["device"]})
+    if per_step:
+        col.caption(f":material/schedule: About **{ui.fmt_duration(per_step * settings['steps'])}** for "
+                    f"{settings['steps']} steps: {per_step:.1f} s a step, as the last finished run with this model "
+                    "and batch size went on this machine (eval passes add a little). **Measure speed** times "
+                    "these exact settings.")
+    else:
+        col.caption(":material/schedule: No finished run with this model and batch size yet: **Measure speed** "
+                    "times a few real steps and tells you how long the run will take before you start it.")
+
+
 def setup_form(ws: Path) -> None:
     """The three setup cards, the launch and measure buttons, and the measured speed."""
     with st.container(border=True):
@@ -294,7 +310,8 @@ def setup_form(ws: Path) -> None:
         return
     template = template_card(data)
     settings = settings_card(data)
-    c1, c2, _ = st.columns([1.2, 1.2, 4])
+    c1, c2, c3 = st.columns([1.2, 1.2, 4], vertical_alignment="center")
+    prior_estimate(c3, ws, data, settings)
     start = c1.button("Start tuning", type="primary", icon=":material/rocket_launch:", width="stretch")
     trial = st.session_state.get("tune_estimate")
     pending = bool(trial) and Path(trial["folder"]).is_dir() and jobs.estimate_from(trial["folder"], trial["config"]) is None

@@ -342,3 +342,19 @@ def test_pages_list_good_runs_beside_damaged_folders(ws):
     for run_dir in damaged:  # each damaged run opened in the run panel
         at.selectbox(key="tune_run_pick").set_value(run_dir.name).run()
         assert not at.exception, (run_dir.name, [e.value for e in at.exception])
+
+
+def test_tune_page_estimates_the_time_before_launch(ws):
+    at = open_page("tune")
+    assert any("Measure speed" in c.value and "No finished run" in c.value for c in at.caption)
+    make_run(ws, "earlier run")  # 2.0 s a step on this model and batch size (its metrics' clock)
+    at = open_page("tune")
+    steps = next(n for n in at.number_input if n.label == "Steps (max_iterations)").value
+    estimate = next(c.value for c in at.caption if c.value.startswith(":material/schedule: About"))
+    assert f"for {steps} steps: 2.0 s a step" in estimate and ui_duration(2.0 * steps) in estimate
+
+
+def ui_duration(seconds: float) -> str:
+    from studio.ui import fmt_duration
+
+    return fmt_duration(seconds)

@@ -291,3 +291,22 @@ def test_dpo_on_top_of_a_supervised_run(workspace, tiny_model_dir, tiny_classifi
         assert torch.allclose(tuned(x).logits, plain(x).logits, atol=1e-4)
     # ...and the DPO run loads for generation like any other run.
     load_model(f"run:{sft.name}", workspace, "cpu", adapter=dpo / "adapter")
+
+
+def test_the_status_says_when_a_run_evaluates_or_saves(workspace, tiny_model_dir, tiny_classification):
+    """A page polling status.json sees the phase of the moment, not "training" through an eval pass."""
+    from core.monitor import Worker
+
+    seen = []
+
+    class Recording(Worker):
+        def status(self, **fields):
+            if "phase" in fields:
+                seen.append((fields.get("step"), fields["phase"]))
+            return super().status(**fields)
+
+    run_dir = runs.create_run(workspace, tiny_config(tiny_model_dir, *tiny_classification, steps=4, eval_every=2))
+    run_tuning(run_dir, worker=Recording(run_dir))
+    phases = [p for _, p in seen]
+    assert (2, "evaluating: eval loss and answers") in seen and (1, "training") in seen
+    assert "saving the adapter" in phases and phases[-1] == "done"

@@ -118,9 +118,7 @@ def live_evaluations(dirs: list[str]) -> None:
         state = status.get("state")
         with st.container(border=True):
             head, badge = st.columns([5, 1], vertical_alignment="center")
-            parent = Path(d).parent.parent
-            who = f"run {parent.name}" if parent.parent.name == "runs" else "base model"
-            head.markdown(f"**{Path(d).name}** · {who}")
+            head.markdown(f"**{status.get('name') or Path(d).name}**  \n:gray[{Path(d).name}]")
             with badge:
                 ui.status_badge(state)
             done, total = int(status.get("done") or 0), int(status.get("total") or 0)
@@ -161,5 +159,5 @@ else:
         st.session_state["ev_pick"] = st.session_state.pop("ev_select_next")
     ui.seed_choice("ev_pick", list(by_dir), None)
     chosen = st.selectbox("Evaluation", list(by_dir), key="ev_pick", format_func=lambda d: (
-        f"{by_dir[d]['name']}  ·  {by_dir[d]['run_id'] or 'base model'}  ·  {by_dir[d]['status'].get('state')}"))
+        f"{by_dir[d]['title']}  ·  {by_dir[d]['status'].get('state')}  ·  {by_dir[d]['name']}"))
     eval_dashboards.show_evaluation(ws, by_dir[chosen])
