@@ -33,11 +33,12 @@ def remaining_seconds(status: dict) -> float | None:
 
 
 def step_seconds(workspace: Path, config: dict) -> float | None:
-    """Seconds per step of the newest finished run with this model, batch size and device."""
+    """Seconds per step of the newest finished run with this model, method, batch size and device (`auto`
+    resolved, so a run asked for `auto` and one for the device it lands on compare)."""
     for r in runs.list_runs(workspace):
         c = r["config"]
-        if r["status"].get("state") != "succeeded" or any(c.get(k) != config.get(k)
-                                                          for k in ("model", "batch_size", "device", "method")):
+        same = all(c.get(k) == config.get(k) for k in ("model", "batch_size", "method"))
+        if r["status"].get("state") != "succeeded" or not same or job_queue.device_of(c) != job_queue.device_of(config):
             continue
         times = [m["time"] for m in runs.read_metrics(r["run_dir"]) if "loss" in m and "time" in m]
         if len(times) > 2:

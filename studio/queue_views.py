@@ -27,7 +27,7 @@ def _remove(ws: Path, job_id: str) -> None:
 
 def _when(job: dict) -> str:
     if job.get("starts_in_s") is not None:
-        return "starts now" if job["starts_in_s"] < 60 else f"starts in about {ui.fmt_duration(job['starts_in_s'])}"
+        return "starts in under a minute" if job["starts_in_s"] < 60 else f"starts in about {ui.fmt_duration(job['starts_in_s'])}"
     return "starts when the jobs ahead finish"
 
 
