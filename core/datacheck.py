@@ -118,6 +118,16 @@ def check_dataset(path: str | Path, task: str | None = None, format: str | None 
                           "field": None, "message": f"{Path(eval_path).name}, line {n}: this prompt is also in the "
                           "training file", "hint": "Remove it from one of the files, or eval scores flatter the run."}
                          for n in overlap]
+            if task == "classification" and data.format == ev.format == "prompt_answer":
+                # A class the run never saw in training cannot be predicted: its F1 is 0 by construction.
+                trained = set(data.label_counts())
+                unseen = Counter(e["output_text"] for e in ev.examples if e["output_text"] not in trained)
+                problems += [{"kind": "eval class absent from training", "level": "warning", "line": None,
+                              "field": ev.output_column,
+                              "message": f"{Path(eval_path).name}: class `{k}` ({v} row{'s' * (v > 1)}) never "
+                                         "appears in the training file",
+                              "hint": "Add training examples of it, or leave it out of the eval set."}
+                             for k, v in sorted(unseen.items())]
         except DataError as e:
             problems.append(_problem(e, kind="eval file cannot be used"))
 

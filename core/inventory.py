@@ -63,17 +63,19 @@ def save_upload(workspace: str | Path, name: str, data: bytes) -> Path:
 
 
 def list_datasets(workspace: str | Path) -> list[dict]:
-    """Every dataset file the workspace can use, as {path, name, source}: the samples, the uploads,
-    then each registered dataset's train file (named by the dataset) and eval file."""
-    items = [{"path": str(p), "name": p.name, "source": "sample"} for p in sorted(SAMPLES_DIR.glob("*.jsonl"))]
-    uploads = uploads_dir(workspace)
-    for p in sorted(uploads.iterdir()) if uploads.is_dir() else []:
-        if p.is_file() and data_suffix(p) in SUPPORTED_SUFFIXES and not p.name.startswith("."):
-            items.append({"path": str(p), "name": p.name, "source": "uploaded"})
+    """Every dataset file the workspace can use, as {path, name, source}: first each registered dataset's
+    train file (named by the dataset) and eval file — checked and split, what a run should use — then
+    the samples, then the raw uploads."""
+    items = []
     for name, entry in sorted(catalog.list_datasets(workspace).items()):
         for key, label in (("train_file", name), ("eval_file", f"{name} (eval)")):
             if entry.get(key) and Path(entry[key]).exists():
                 items.append({"path": entry[key], "name": label, "source": "registered"})
+    items += [{"path": str(p), "name": p.name, "source": "sample"} for p in sorted(SAMPLES_DIR.glob("*.jsonl"))]
+    uploads = uploads_dir(workspace)
+    for p in sorted(uploads.iterdir()) if uploads.is_dir() else []:
+        if p.is_file() and data_suffix(p) in SUPPORTED_SUFFIXES and not p.name.startswith("."):
+            items.append({"path": str(p), "name": p.name, "source": "uploaded"})
     return items
 
 
@@ -105,10 +107,15 @@ def dataset_name(path: str | Path, suffix: str = "") -> str:
 
 
 def looks_like_labels(dataset: Dataset) -> bool:
-    """Answers drawn from a small set of values (classes) rather than free text: more than one
-    distinct answer, at most MAX_CLASSES, and at most one per two rows."""
-    n = len({e["output_text"] for e in dataset.examples if "output_text" in e})
-    return 1 < n <= MAX_CLASSES and n <= 0.5 * len(dataset)
+    """Answers drawn from a small set of values (classes) rather than free text: more than one distinct
+    answer, at most MAX_CLASSES, and either at most one per two rows or short answers (three words or
+    fewer on average) that repeat — a small file of section names is classes too."""
+    answers = [e["output_text"] for e in dataset.examples if isinstance(e.get("output_text"), str)]
+    n = len(set(answers))
+    if not 1 < n <= MAX_CLASSES:
+        return False
+    short = sum(len(a.split()) for a in answers) / max(1, len(answers)) <= 3
+    return n <= 0.5 * len(answers) or (short and n < len(answers))
 
 
 def guess_task(dataset: Dataset) -> str:
@@ -117,3 +124,17 @@ def guess_task(dataset: Dataset) -> str:
     if looks_like_labels(dataset):
         return "classification"
     return "text_generation" if dataset.format == "chat" else "summarization"
+
+
+def task_reason(dataset: Dataset) -> str:
+    """Why guess_task chose what it chose, in a sentence the page shows beside the choice."""
+    answers = [e["output_text"] for e in dataset.examples if isinstance(e.get("output_text"), str)]
+    n, task = len(set(answers)), guess_task(dataset)
+    if task == "classification":
+        return f"Classification: the {len(answers)} answers take only {n} distinct values."
+    if dataset.format == "chat":
+        return "Text generation: the file holds conversations."
+    if n <= 1:
+        return "Summarization: every answer is the same, so they are not classes."
+    return (f"Summarization: {n} distinct answers in {len(answers)} rows read as free text, not classes "
+            f"(classes are at most {MAX_CLASSES} values that repeat).")

@@ -56,7 +56,8 @@ def sft_data() -> dict | None:
     guess = inventory.guess_task(ds)
     task = c1.selectbox("Task", TASKS, index=TASKS.index(guess), key=f"tune_task::{train_path}",
                         format_func=TASK_NAMES.get,
-                        help="Decides the default prompt template and which metrics Evaluate shows.")
+                        help="Decides the default prompt template and which metrics Evaluate shows. "
+                             f"Suggested: {inventory.task_reason(ds)} Change it if that is not your task.")
     model = model_input(c2)
     labels = ds.labels if task == "classification" else []
     summary = f"{len(ds)} training examples"

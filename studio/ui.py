@@ -12,7 +12,7 @@ from core.config import BUNDLED_MODEL
 from core.data import SUPPORTED_SUFFIXES, Dataset, DataError, detect_columns, detect_format
 from core import runs
 from core.names import CONFIG_FILE, TASK_NAMES
-from studio.cached import dataset_columns, list_datasets, load_dataset, workspace
+from studio.cached import check_report, dataset_columns, list_datasets, load_dataset, workspace
 
 STATE_BADGES = {"queued": ("gray", ":material/schedule:"), "running": ("blue", ":material/sync:"),
                 "succeeded": ("green", ":material/check_circle:"), "failed": ("red", ":material/error:"),
@@ -70,10 +70,23 @@ def default_dataset(items: list[dict] | None = None) -> str | None:
     return active if active in paths else next((p for p in paths if "_train" in Path(p).name), None)
 
 
+def usable_upload(item: dict) -> bool:
+    """Whether a listed file passed the check (registered sets and samples always have)."""
+    if item["source"] != "uploaded":
+        return True
+    try:
+        return bool(check_report(item["path"]).get("usable"))
+    except (DataError, ValueError, KeyError, TypeError):
+        return False
+
+
 def pick_dataset(label: str, key: str, *, optional: bool = False, none_label: str = "None",
-                 default: str | None = None, help: str | None = None) -> str | None:
-    """A selectbox over sample and uploaded datasets; returns a path (or None when optional)."""
+                 default: str | None = None, help: str | None = None, hide_broken: bool = True) -> str | None:
+    """A selectbox over registered, sample and uploaded datasets (in that order); returns a path (or None
+    when optional). Uploads that fail the check are left out, and the caption says how many."""
     items = list_datasets()
+    hidden = [d for d in items if not usable_upload(d)] if hide_broken else []
+    items = [d for d in items if d not in hidden]
     names = {d["path"]: f"{d['name']}  ·  {d['source']}" for d in items}
     options = ([NONE] if optional else []) + list(names)
     if not options:
@@ -84,6 +97,10 @@ def pick_dataset(label: str, key: str, *, optional: bool = False, none_label: st
     seed_choice(key, options, default or NONE)
     chosen = st.selectbox(label, options, key=key, help=help,
                           format_func=lambda p: none_label if p == NONE else names.get(p, Path(p).name))
+    if hidden:
+        st.caption(f":material/visibility_off: {len(hidden)} uploaded file{'s' * (len(hidden) > 1)} with problems "
+                   f"not listed ({', '.join(Path(d['path']).name for d in hidden[:3])}"
+                   f"{' …' if len(hidden) > 3 else ''}): the Datasets page shows what is wrong.")
     return chosen or None
 
 

@@ -181,3 +181,20 @@ def test_cli_data_check_lets_a_bug_show(tmp_path, monkeypatch):
     monkeypatch.setattr(cli_data, "check_dataset", broken)
     with pytest.raises(KeyError):
         main(["data", "check", str(write_jsonl(tmp_path / "d.jsonl", rows(20)))])
+
+
+def test_eval_classes_absent_from_training_are_a_warning(tmp_path):
+    import json as _json
+
+    from core.datacheck import check_dataset
+
+    train = tmp_path / "train.jsonl"
+    train.write_text("".join(_json.dumps({"input_text": f"t{i}", "output_text": ["games", "mail"][i % 2]}) + "\n"
+                             for i in range(20)))
+    ev = tmp_path / "eval.jsonl"
+    ev.write_text(_json.dumps({"input_text": "e1", "output_text": "games"}) + "\n"
+                  + _json.dumps({"input_text": "e2", "output_text": "science"}) + "\n")
+    report = check_dataset(train, task="classification", eval_path=ev)
+    unseen = [p for p in report["problems"] if p["kind"] == "eval class absent from training"]
+    assert len(unseen) == 1 and "`science`" in unseen[0]["message"] and unseen[0]["level"] == "warning"
+    assert report["usable"]

@@ -66,8 +66,8 @@ def test_list_datasets_shows_samples_uploads_and_registered_files(tmp_path):
     by_source = {s: [(d["name"], d["path"]) for d in items if d["source"] == s] for s in ("uploaded", "registered")}
     assert by_source["uploaded"] == [("mine.jsonl", str(uploads_dir(ws) / "mine.jsonl"))]
     assert by_source["registered"] == [("sections", entry["train_file"]), ("sections (eval)", entry["eval_file"])]
-    assert [d["source"] for d in items] == sorted((d["source"] for d in items),
-                                                 key=["sample", "uploaded", "registered"].index)
+    assert [d["source"] for d in items] == sorted((d["source"] for d in items),  # registered sets first
+                                                 key=["registered", "sample", "uploaded"].index)
 
 
 def test_sibling_eval(tmp_path):
@@ -94,3 +94,19 @@ def test_guess_task():
     assert guess_task(dataset(rows(4, labels=("a", "b", "c", "d")))) == "summarization"  # as many answers as rows
     chats = [{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]}] * 12
     assert guess_task(dataset(chats, format="chat")) == "text_generation"
+
+
+def test_a_small_file_of_section_names_is_classification_and_says_why():
+    from core.data import Dataset
+    from core.inventory import guess_task, task_reason
+
+    sections = ["games", "mail", "science", "net", "web", "text", "math", "video", "sound", "admin"]
+    rows = [{"input_text": f"package {i}", "output_text": sections[i % 10], "line": i + 2} for i in range(19)]
+    ds = Dataset(path="s.csv", examples=rows, input_column="input_text", output_column="output_text",
+                 format="prompt_answer")
+    assert guess_task(ds) == "classification"  # 10 labels in 19 rows: short answers that repeat
+    assert "19 answers take only 10 distinct values" in task_reason(ds)
+    free = [{"input_text": f"p{i}", "output_text": f"a long answer number {i} in words", "line": i} for i in range(19)]
+    ds_free = Dataset(path="f.csv", examples=free, input_column="input_text", output_column="output_text",
+                      format="prompt_answer")
+    assert guess_task(ds_free) == "summarization" and "free text" in task_reason(ds_free)

@@ -392,3 +392,17 @@ def test_datasets_page_accepts_gzipped_upload(ws):
     assert not at.exception, [e.value for e in at.exception]
     assert (ws / "datasets" / "Sections.JSONL.gz").exists()
     assert any("15 examples" in s.value for s in at.success)
+
+
+def test_pickers_list_registered_sets_first_and_hide_broken_uploads(ws):
+    from core.catalog import register_dataset
+    from core.inventory import save_upload
+
+    save_upload(ws, "broken.jsonl", b'{"input_text": "x"\n')
+    register_dataset(ws, SAMPLE, "sections")
+    at = open_page("tune")
+    options = at.selectbox(key="tune_train").options
+    assert options[0].startswith("sections") and not any("broken.jsonl" in o for o in options)
+    assert any("1 uploaded file with problems not listed (broken.jsonl)" in c.value for c in at.caption)
+    at = open_page("datasets")  # where problems are shown, every file is listed
+    assert any("broken.jsonl" in o for o in at.selectbox(key="ds_pick").options)

@@ -72,7 +72,7 @@ def inspect() -> None:
     st.subheader("Inspect a dataset")
     top = st.columns([3, 3, 2, 2])
     with top[0]:
-        path = ui.pick_dataset("Dataset", key="ds_pick", help="Samples ship with the studio; uploads live in the "
+        path = ui.pick_dataset("Dataset", key="ds_pick", hide_broken=False, help="Samples ship with the studio; uploads live in the "
                                "workspace's datasets folder; registered datasets in its catalog.")
     if path is None:
         return
@@ -118,7 +118,7 @@ def inspect() -> None:
     task = top[3].selectbox("Task", TASKS, index=TASKS.index(guess), key=f"ds_task::{path}::{ds.format}",
                             format_func=TASK_NAMES.get, disabled=ds.format not in ("prompt_answer", "chat"),
                             help="Decides the default prompt template and what the check expects "
-                                 "(e.g. rare classes for classification).")
+                                 f"(e.g. rare classes for classification). Suggested: {inventory.task_reason(ds)}")
     task = task if ds.format in ("prompt_answer", "chat") else None
     try:
         report = cached.check_report(path, task, read_fmt, inp, out, eval_path)
