@@ -232,9 +232,10 @@ def _adjudicate(ws: Path, item_id: int, by: str) -> None:
         st.session_state["pf_adj_done"] = f"Item {item_id}: final choice **{CHOICE_NAMES[choice]}**."
 
 
-@st.fragment
+@st.fragment(run_every=10)
 def disagreements(ws: Path, queue: str, labeler: str) -> None:
-    """Items whose labelers disagree, each with the final choice an adjudicator sets."""
+    """Items whose labelers disagree, each with the final choice an adjudicator sets; refreshed with the
+    agreement figures beside it, so the two never tell different stories while others label."""
     found = preferences.agreement(ws, queue)["disagreements"]
     st.markdown(f"**Disagreements** · {len(found)}")
     if st.session_state.get("pf_adj_done"):
