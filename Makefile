@@ -7,7 +7,7 @@ PIP    := $(VENV)/bin/pip
 TORCH_SPEC ?= torch==2.13.0
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test install clean samples
+.PHONY: run test install clean samples browser
 
 install: $(STAMP)
 
@@ -26,6 +26,11 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+# The real-browser tests drive Debian's chromium (Playwright's own browser download is not used);
+# without it they are skipped with a message that names this target.
+browser:
+	command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
 
 samples: $(STAMP)
 	$(PY) scripts/make_samples.py
