@@ -175,3 +175,16 @@ def test_unlabeled_pairs_import_into_a_queue_to_be_labeled(tmp_path):
     assert len(imported) == 1  # only the pair that came with a choice
     assert prefs.next_item(tmp_path, "fresh", "ann")["prompt"] == "q1"  # waiting for ann's label
     assert count_pairs(tmp_path, train_file=str(path)) == 1  # DPO counts labeled pairs only
+
+
+def test_cli_stats_print_an_undefined_kappa(workspace, capsys):
+    from core.cli import main
+
+    items = prefs.add_pairs(workspace, "same", [{"prompt": f"p{i}", "answer_a": "x", "answer_b": "y"}
+                                                for i in range(3)])
+    for item in items:
+        for who in ("ann", "bob"):
+            prefs.submit(workspace, item, who, "second" if prefs.flipped(item, who) else "first")
+    assert main(["prefs", "stats", "--queue", "same", "--workspace", str(workspace)]) == 0
+    out = capsys.readouterr().out
+    assert "Cohen's kappa ann / bob: undefined" in out and "Fleiss' kappa: undefined" in out

@@ -13,6 +13,11 @@ from core.config import CandidatesConfig, ConfigError
 from core.data import DataError
 
 
+def _kappa(value: float | None) -> str:
+    """A kappa as printed; None is kappa's 0/0 (every label the same choice)."""
+    return f"{value:.3f}" if value is not None else "undefined (every label is the same choice)"
+
+
 def generate(a, ws: Path) -> int:
     """Two candidates per prompt into a queue, as a job: submitted, then waited for."""
     sides = [{"run": a.run_a, "model": a.model_a, "temperature": a.temperature_a, "seed": a.seed},
@@ -57,10 +62,10 @@ def cmd_prefs(a) -> int:
                 for lab, c in result["per_labeler"].items():
                     print(f"  {lab}: " + ", ".join(f"{k} {v}" for k, v in c.items()))
                 for pair, v in result["cohen"].items():
-                    print(f"Cohen's kappa {pair}: {v['cohen_kappa']:.3f} on {v['items']} items "
+                    print(f"Cohen's kappa {pair}: {_kappa(v['cohen_kappa'])} on {v['items']} items "
                           f"(raw agreement {v['raw_agreement']:.0%})")
                 if result["fleiss"]:
-                    print(f"Fleiss' kappa: {result['fleiss']['kappa']:.3f} ({result['fleiss']['items']} items, "
+                    print(f"Fleiss' kappa: {_kappa(result['fleiss']['kappa'])} ({result['fleiss']['items']} items, "
                           f"{result['fleiss']['raters_per_item']} raters each)")
     except (ValueError, DataError, ConfigError) as e:
         return fail(str(e))
