@@ -29,6 +29,19 @@ class ConfigError(ValueError):
     """A setting has a value that cannot work; the message names the setting."""
 
 
+class JobConfig:
+    """What every job's config shares: a plain dict for job.json, and back (keys it does not know, from
+    another version, are left out)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]):
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+
 def _check(cond: bool, message: str) -> None:
     if not cond:
         raise ConfigError(message)
@@ -52,7 +65,7 @@ class LoraSettings:
 
 
 @dataclass
-class TuneConfig:
+class TuneConfig(JobConfig):
     task: str
     """classification, summarization or text_generation: decides the default template and metrics."""
     train_file: str
@@ -163,14 +176,7 @@ class TuneConfig:
                    lora=LoraSettings(rank=lora_rank, alpha=lora_alpha or 2 * lora_rank), **settings)
 
     def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        d["learning_rate_multiplier"] = self.learning_rate_multiplier
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "TuneConfig":
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
+        return {**super().to_dict(), "learning_rate_multiplier": self.learning_rate_multiplier}
 
 
 @dataclass
@@ -215,7 +221,7 @@ def steps_reason(method: str, task: str, rows: int, batch_size: int, steps: int 
 
 
 @dataclass
-class EvalConfig:
+class EvalConfig(JobConfig):
     """An evaluation job: the base model (and, with run_id, the tuned run on the same rows) answers the
     rows of `data`, scored for `task`."""
     data: str
@@ -254,17 +260,10 @@ class EvalConfig:
                f"template must contain the {PLACEHOLDER} placeholder")
         self.constrained = bool(self.constrained) and self.task == "classification"
 
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "EvalConfig":
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
 
 
 @dataclass
-class CandidatesConfig:
+class CandidatesConfig(JobConfig):
     """A candidate-pairs job: two answers per prompt, from two runs/models or two temperatures, into a
     labeling queue. A side is {"run": id} or {"model": name}, plus "temperature" and "seed"."""
     prompts: str
@@ -295,13 +294,6 @@ class CandidatesConfig:
                f"max_output_tokens must be 1..8192, got {self.max_output_tokens!r}")
         _check(self.device in DEVICES, f"device must be {'/'.join(DEVICES)}, got {self.device!r}")
 
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "CandidatesConfig":
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
 
 
 def recommend_steps(task: str, n_rows: int, batch_size: int, epochs: float = 3.0) -> tuple[int, str]:
