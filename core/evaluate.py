@@ -15,7 +15,8 @@ from core.data import load_dataset
 from core.generate import generate_texts, label_sequences
 from core.metrics import confidence_intervals, parse_label, row_scores, task_metrics
 from core.models import load_model
-from core.names import ADAPTER_DIR, CONFIG_FILE, EVAL_METRICS_FILE, EVALS_DIR, PREDICTIONS_FILE, STATUS_FILE
+from core.names import ADAPTER_DIR, CONFIG_FILE, EVAL_METRICS_FILE, JOB_FOLDERS, PREDICTIONS_FILE, RUNS_DIR, \
+    STATUS_FILE
 from core.templates import render_prompt, template_for
 
 
@@ -127,17 +128,18 @@ def eval_status(out_dir: str | Path) -> dict:
 def list_evaluations(workspace: str | Path) -> list[dict]:
     """Evaluation folders of every run and of the workspace, newest first."""
     workspace = Path(workspace)
-    found = [(d, d.parent.parent.name) for d in runs.runs_dir(workspace).glob(f"*/{EVALS_DIR}/*")]
-    found += [(d, None) for d in (workspace / EVALS_DIR).glob("*")]
+    run_names: dict[Path, str] = {}  # a run with several evaluations is read once
     out = []
-    for d, run_id in found:
+    for d in (d for pattern in JOB_FOLDERS["evaluate"] for d in workspace.glob(pattern)):
         marker = next((d / f for f in (STATUS_FILE, EVAL_METRICS_FILE) if (d / f).exists()), None)
         if d.is_dir() and marker is not None:
+            run_dir = d.parent.parent if d.parent.parent.parent == workspace / RUNS_DIR else None
+            if run_dir is not None and run_dir not in run_names:
+                run_names[run_dir] = runs.display_name(run_dir)
             status = eval_status(d)
-            out.append({"dir": str(d), "name": d.name, "run_id": run_id, "status": status,
+            out.append({"dir": str(d), "name": d.name, "run_id": run_dir.name if run_dir else None, "status": status,
                         "title": status.get("name") or d.name,  # what it scored, on which run, by name
-                        "run_name": runs.display_name(d.parent.parent) if run_id else None,
-                        "mtime": marker.stat().st_mtime_ns})
+                        "run_name": run_names.get(run_dir), "mtime": marker.stat().st_mtime_ns})
     return sorted(out, key=lambda e: e["mtime"], reverse=True)
 
 

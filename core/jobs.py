@@ -16,7 +16,8 @@ from typing import Callable
 
 from core import job_queue, runs
 from core.config import CandidatesConfig, EvalConfig, TuneConfig
-from core.names import CANCEL_FILE, CONFIG_FILE, ESTIMATES_DIR, EVALS_DIR, FINAL_STATES, JOB_FILE, JOBS_DIR, STATUS_FILE
+from core.names import CANCEL_FILE, CONFIG_FILE, ESTIMATES_DIR, EVALS_DIR, FINAL_STATES, JOB_FILE, JOB_FOLDERS, \
+    JOBS_DIR, STATUS_FILE
 
 # A speed estimate is a real run of a few steps: measured, not guessed. Its first step is not counted
 # (it includes one-off set-up), so at least three.
@@ -83,15 +84,10 @@ def read_job(job_dir: str | Path) -> dict:
     return job
 
 
-# Where each kind's folders are, relative to the workspace.
-KIND_GLOBS = {"tune": ("runs/*",), "estimate": ("estimates/*",), "evaluate": ("runs/*/evals/*", "evals/*"),
-              "candidates": ("jobs/*",)}
-
-
 def list_jobs(workspace: str | Path, kind: str) -> list[dict]:
     """Job folders of one kind, newest first: {"dir", "id", "config", "status"}."""
     workspace = Path(workspace)
-    found = [d for pattern in KIND_GLOBS[kind] for d in workspace.glob(pattern) if (d / STATUS_FILE).exists()]
+    found = [d for pattern in JOB_FOLDERS[kind] for d in workspace.glob(pattern) if (d / STATUS_FILE).exists()]
     found.sort(key=lambda d: d.name, reverse=True)  # ids start with their creation time
     return [{"dir": str(d), "id": d.name, "config": read_job(d).get("config") or {}, "status": runs.read_status(d)}
             for d in found]

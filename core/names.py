@@ -64,3 +64,6 @@ RUNS_DIR = "runs"
 ESTIMATES_DIR = "estimates"
 JOBS_DIR = "jobs"
 QUEUE_FILE = "queue.json"
+# Where each kind's job folders are, as globs relative to the workspace (core.jobs creates them there).
+JOB_FOLDERS = {"tune": (f"{RUNS_DIR}/*",), "estimate": (f"{ESTIMATES_DIR}/*",),
+               "evaluate": (f"{RUNS_DIR}/*/{EVALS_DIR}/*", f"{EVALS_DIR}/*"), "candidates": (f"{JOBS_DIR}/*",)}
