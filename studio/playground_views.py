@@ -111,8 +111,9 @@ def busy_note(ws: Path) -> None:
     """The Playground answers at once, beside any job: say so while one computes."""
     busy = [j for j in job_queue.started(ws) if runs.read_status(ws / j["job"]).get("state") == "running"]
     if busy:
-        st.caption(f":material/sync: A {JOB_KIND_NAMES.get(jobs.read_job(ws / busy[0]['job']).get('kind'), 'job')}"
-                   " is running on this machine; the Playground answers beside it, so both run a little slower.")
+        kind = JOB_KIND_NAMES.get(jobs.read_job(ws / busy[0]["job"]).get("kind"), "background job")
+        st.caption(f":material/sync: A job is running on this machine ({kind.lower()}); the Playground answers "
+                   "beside it, so both run a little slower.")
 
 
 def panes(result: dict):

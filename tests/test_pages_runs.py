@@ -358,3 +358,10 @@ def ui_duration(seconds: float) -> str:
     from studio.ui import fmt_duration
 
     return fmt_duration(seconds)
+
+
+def test_playground_says_when_a_job_runs_beside_it(ws):
+    running = make_run(ws, "training now", state="running", pid=os.getpid())
+    runs.write_json(ws / "queue.json", {"waiting": [], "started": [{"job": f"runs/{running.name}", "device": "cpu"}]})
+    at = open_page("playground")
+    assert any("A job is running on this machine (tuning)" in c.value for c in at.caption)
