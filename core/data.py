@@ -13,6 +13,7 @@ from pathlib import Path
 
 from core.data_cells import Cells
 from core.data_formats import (
+    ANSWER_MISSING,
     FORMATS,
     KNOWN_COLUMNS,
     PARSERS,
@@ -21,12 +22,13 @@ from core.data_formats import (
     UNLABELED_COLUMNS,
     detect_columns,
     detect_format,
+    missing_answer_column,
 )
 from core.data_read import SUPPORTED_SUFFIXES, data_suffix, read_table
 from core.data_types import DataError, Dataset, printable
 
-__all__ = ["FORMATS", "KNOWN_COLUMNS", "MIN_EXAMPLES", "PREFERENCE_COLUMNS", "ROLES", "SUPPORTED_SUFFIXES",
-           "UNLABELED_COLUMNS", "DataError", "Dataset", "data_suffix", "detect_columns", "detect_format",
+__all__ = ["ANSWER_MISSING", "FORMATS", "KNOWN_COLUMNS", "MIN_EXAMPLES", "PREFERENCE_COLUMNS", "ROLES",
+           "SUPPORTED_SUFFIXES", "UNLABELED_COLUMNS", "DataError", "Dataset", "data_suffix", "detect_columns", "detect_format",
            "load_dataset", "parse_dataset", "printable", "read_table"]
 
 MIN_EXAMPLES = 10  # as the reference workflow: fewer training examples (after the split) cannot tune
@@ -73,5 +75,7 @@ def parse_dataset(path: str | Path, input_column: str | None = None, output_colu
     columns_used, rows = parse(df, lines, path, columns, input_column, output_column, cells)
     examples = [r for r in rows if not isinstance(r, DataError)]
     problems = [r for r in rows if isinstance(r, DataError)]
+    if format == "unlabeled":  # say that no answer column was found, and whether one looks misnamed
+        missing_answer_column(df, columns, columns_used[0], path, notes, warnings)
     return Dataset(path=path, examples=examples, input_column=columns_used[0], output_column=columns_used[1],
                    format=format, notes=notes, warnings=warnings + cells.warnings()), problems

@@ -4,13 +4,14 @@ core.data_types.Dataset). A parser returns the columns it used and one entry per
 the DataError that rejects that row, so one bad row never hides the rest from the check report."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from core.data_cells import NUMBER_TYPES, describe_value, is_missing, refuse_surrogate, short_repr
-from core.data_types import DataError
+from core.data_types import DataError, printable
 
 # Column pairs recognised without a mapping, in order of preference.
 KNOWN_COLUMNS = [("input_text", "output_text"), ("prompt", "label"), ("prompt", "completion"),
@@ -40,6 +41,68 @@ def detect_format(columns: list[str]) -> str | None:
     if len(columns) == 1 or any(c in columns for c in UNLABELED_COLUMNS):
         return "unlabeled"
     return None
+
+
+# The check report's kind for a file read as prompts only beside a column that could hold its answers.
+ANSWER_MISSING = "no answer column: read as prompts only"
+
+
+def answer_names(prompt_column: str) -> list[str]:
+    """The answer column names detect_columns pairs with this prompt column (`text` → `label`, `prompt` →
+    `label` or `completion`); every known answer name when the prompt column is not a known one."""
+    names = [a for p, a in KNOWN_COLUMNS if p == prompt_column]
+    return names or list(dict.fromkeys(a for _, a in KNOWN_COLUMNS))
+
+
+_NUMBER_TEXT = re.compile(r"\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*")
+
+
+def _could_be_answers(values: list) -> bool:
+    """Whether a column's values could be the answers: text, or numbers that repeat (class ids such as
+    0/1). Numbers that never repeat are row ids or scores; lists and objects are not answers."""
+    values = [v for v in values[:2000] if not is_missing(v) and not (isinstance(v, str) and not v.strip())]
+    if not values or not all(isinstance(v, (str, bool, np.bool_, *NUMBER_TYPES)) for v in values):
+        return False
+    numbers = sum(not isinstance(v, str) or bool(_NUMBER_TEXT.fullmatch(v)) for v in values)
+    if 2 * numbers < len(values):  # mostly words
+        return True
+    return 2 * len({str(v) for v in values}) <= len(values)
+
+
+def answer_candidates(df: pd.DataFrame, columns: list[str], prompt_column: str) -> list[str]:
+    """The columns besides the prompt that could hold answers (see _could_be_answers), in file order."""
+    return [c for c in dict.fromkeys(columns) if c != prompt_column and _could_be_answers(_column(df, c))]
+
+
+def missing_answer_column(df: pd.DataFrame, columns: list[str], prompt_column: str, path: Path,
+                          notes: list[str], warnings: list[DataError]) -> None:
+    """A file read as prompts only says that it has no answer column, and how loudly depends on why.
+    With another column that could hold the answers (`text` beside `section_name_typo`), the answer column
+    is most likely misnamed: a warning naming the columns found, the answer names looked for and the two
+    ways out. With none (one column, or the prompt beside ids), the file is most likely a real set of
+    prompts to generate answers for or to label: only a note on what tuning would need."""
+    names = answer_names(prompt_column)
+    known_prompt = any(p == prompt_column for p, _ in KNOWN_COLUMNS)
+    looked = " or ".join(f"`{n}`" for n in names) + (f" (beside `{prompt_column}`)" if known_prompt else "")
+    rename = (f"rename it to `{names[0]}`" if known_prompt
+              else "rename the prompt and answer columns to `input_text` and `output_text`")
+    candidates = answer_candidates(df, columns, prompt_column)
+    if not candidates:
+        add = (f"add the answers in a column named `{names[0]}`" if known_prompt
+               else "add a column of answers and name the two `input_text` and `output_text`")
+        notes.append(f"{printable(path.name)} has no answer column, so it is read as prompts only (to generate "
+                     f"answers for, evaluate on, or label). An answer column is looked for as {looked}; to tune "
+                     f"on this file, {add}.")
+        return
+    which = (f"`{candidates[0]}` holds" if len(candidates) == 1
+             else f"one of {', '.join(f'`{c}`' for c in candidates)} holds")
+    warnings.append(DataError(
+        f"no answer column was found, so the file is read as prompts only: it has the columns "
+        f"{', '.join(f'`{c}`' for c in columns)}, and the answer column is looked for as {looked}.",
+        file=path, kind=ANSWER_MISSING,
+        hint=f"If {which} the answers, {rename}, or pick it as the answer column: on the Datasets page choose the "
+             f"format *Prompt → answer* and then the *Answer column* (command line: --input-column "
+             f"{prompt_column} --output-column {candidates[0]})."))
 
 
 def _require(path, columns, *names):

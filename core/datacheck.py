@@ -136,7 +136,7 @@ def check_dataset(path: str | Path, task: str | None = None, format: str | None 
         problems.append({"kind": "too few examples", "level": "error", "line": None, "field": None,
                          "message": f"{len(ex)} valid examples; tuning needs at least {MIN_EXAMPLES}",
                          "hint": f"Add examples: {want}+ are recommended for {task or 'this task'}."})
-    elif len(ex) < want:
+    elif len(ex) < want and data.format in ("prompt_answer", "chat"):  # a recommendation for tuning sets only
         report["notes"].append(f"{len(ex)} examples work, but {want}+ are recommended for "
                                f"{(task or 'this task').replace('_', ' ')}.")
     report["stats"] = stats

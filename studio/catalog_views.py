@@ -109,7 +109,8 @@ def register_card(path: str, report: dict, ctx: dict) -> None:
     c1, c2 = st.columns([3, 1], vertical_alignment="center")
     c1.markdown(f"Preview: **{train_n:,} train** · **{eval_n:,} eval** rows"
                 + (" (from the eval file)" if ctx["eval_path"] else ""))
-    if ctx["name"] in catalog.list_datasets(cached.workspace()):
+    just_saved = f"ds_saved::register::{path}" in st.session_state  # the success below says it: no warning
+    if ctx["name"] in catalog.list_datasets(cached.workspace()) and not just_saved:
         c1.caption(f":material/warning: A dataset named `{ctx['name']}` is registered already; registering replaces it.")
     blocked = valid < rows
     if blocked:

@@ -12,7 +12,7 @@ import streamlit as st
 
 from core import inventory
 from core.config import BUNDLED_MODEL
-from core.data import PREFERENCE_COLUMNS, DataError, Dataset
+from core.data import ANSWER_MISSING, PREFERENCE_COLUMNS, DataError, Dataset
 from core.models import ModelError
 from core.templates import default_template
 from studio import cached, charts, ui
@@ -51,6 +51,7 @@ def missing_columns(fmt: str | None, columns: list[str]) -> str | None:
 
 def headline(report: dict, ds, fmt: str) -> None:
     valid, rows = report["valid_rows"], report["rows"]
+    missing = next((g for g in report.get("groups", []) if g["kind"] == ANSWER_MISSING), None)
     what = (f"prompts from `{ds.input_column}`, answers from `{ds.output_column}`" if fmt == "prompt_answer"
             else f"conversations from `{ds.input_column}`")
     if report["usable"]:
@@ -59,6 +60,11 @@ def headline(report: dict, ds, fmt: str) -> None:
         else:
             st.success(f"**{valid:,} of {rows:,} rows** are ready for tuning ({what}); the {rows - valid:,} with "
                        "problems are listed below and would be left out of a fixed copy.", icon=":material/task_alt:")
+    elif missing and valid:  # prompts only, beside a column that looks like misnamed answers
+        st.warning(f"**{valid:,} rows read as prompts only: no answer column was found** beside the prompts "
+                   f"(`{ds.input_column}`). If another column holds the answers, choose the format *Prompt → answer* "
+                   "above and pick it as the *Answer column*, or rename it in the file: the Check card below says "
+                   "to what.", icon=":material/view_column:")
     elif fmt in ("preference", "unlabeled") and valid:
         use = ("preference tuning (DPO)" if fmt == "preference"
                else "generating answers and evaluating, or labelling first")

@@ -120,7 +120,7 @@ def panes(result: dict):
     """The answer panes of a result, side by side (up to three a row): {key: slots}."""
     specs = [("base", f"Base model — {result['model']}", charts.BASE_COLOR)]
     if result["run_id"]:
-        specs.append(("tuned", f"Tuned — {result['run_id']}", charts.TUNED_COLOR))
+        specs.append(("tuned", f"Tuned — {result.get('run_name') or result['run_id']}", charts.TUNED_COLOR))
     specs += [(label, label, EXTRA_COLORS[i % len(EXTRA_COLORS)]) for i, label in enumerate(result.get("extra", {}))]
     slots = {}
     for row in range(0, len(specs), 3):

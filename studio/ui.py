@@ -141,23 +141,25 @@ def dataset_with_mapping(path: str, key: str) -> Dataset | None:
 
 # ---------------------------------------------------------------- runs
 
-def run_label(r: dict) -> str:
+def run_label(r: dict, state: bool = True) -> str:
     status, config = r["status"], r["config"]
     name = status.get("name") or r["run_id"]
     head = r["run_id"] if name == r["run_id"] else f"{name} ({r['run_id']})"
-    return f"{head}  ·  {TASK_NAMES.get(config.get('task'), '?')}  ·  {status.get('state', '?')}"
+    return f"{head}  ·  {TASK_NAMES.get(config.get('task'), '?')}" + (f"  ·  {status.get('state', '?')}" if state else "")
 
 
 def pick_run(label: str, key: str, items: list[dict], *, none_label: str | None = None,
-             default: str | None = None, help: str | None = None) -> dict | None:
-    """A selectbox over runs (newest first); with none_label, "no run" is the first choice."""
+             default: str | None = None, help: str | None = None, states: bool = True) -> dict | None:
+    """A selectbox over runs (newest first); with none_label, "no run" is the first choice. `states=False`
+    leaves each run's state out of its label where it changes while the page is open: the browser keeps
+    showing the label the chosen run had when it was picked (a finished run read "queued")."""
     by_id = {r["run_id"]: r for r in items}
     options = ([NONE] if none_label else []) + list(by_id)
     if not options:
         return None
     seed_choice(key, options, default or NONE)
     chosen = st.selectbox(label, options, key=key, help=help,
-                          format_func=lambda i: none_label if i == NONE else run_label(by_id[i]))
+                          format_func=lambda i: none_label if i == NONE else run_label(by_id[i], states))
     return by_id.get(chosen)
 
 

@@ -198,3 +198,37 @@ def test_eval_classes_absent_from_training_are_a_warning(tmp_path):
     unseen = [p for p in report["problems"] if p["kind"] == "eval class absent from training"]
     assert len(unseen) == 1 and "`science`" in unseen[0]["message"] and unseen[0]["level"] == "warning"
     assert report["usable"]
+
+
+def test_a_misnamed_answer_column_is_a_warning_that_says_what_to_do(tmp_path):
+    from core.data import ANSWER_MISSING
+
+    csv = tmp_path / "sections.csv"  # `label` misspelt: the prompt column is found, the answer column is not
+    csv.write_text("text,section_name_typo\n" + "".join(f"package {i},{['games', 'mail'][i % 2]}\n" for i in range(12)))
+    r = check_dataset(csv, format="unlabeled")  # what the Datasets page reads a detected prompts-only file as
+    warning = next(g for g in r["groups"] if g["kind"] == ANSWER_MISSING)
+    assert warning["level"] == "warning" and warning["count"] == 1
+    message = warning["first"][0]["message"]
+    assert message.startswith("sections.csv: ") and "`text`, `section_name_typo`" in message
+    assert "looked for as `label` (beside `text`)" in message  # the name detection pairs with `text`
+    assert "If `section_name_typo` holds the answers, rename it to `label`" in warning["hint"]
+    assert "*Prompt → answer*" in warning["hint"] and "--output-column section_name_typo" in warning["hint"]
+    jsonl = write_jsonl(tmp_path / "pairs.jsonl", [{"input_text": f"q{i}", "response": f"answer {i}"} for i in range(12)])
+    hint = next(g for g in check_dataset(jsonl, format="unlabeled")["groups"] if g["kind"] == ANSWER_MISSING)["hint"]
+    assert "rename it to `output_text`" in hint
+    labels = write_jsonl(tmp_path / "ids.jsonl", [{"prompt": f"q{i}", "sentiment": i % 2} for i in range(12)])
+    hint = next(g for g in check_dataset(labels, format="unlabeled")["groups"] if g["kind"] == ANSWER_MISSING)["hint"]
+    assert "`sentiment`" in hint and "`label`" in hint  # numbers that repeat are class ids: answers
+
+
+@pytest.mark.parametrize("rows", [
+    [{"input_text": f"prompt {i}"} for i in range(12)],  # one column: a real set of prompts
+    [{"id": i, "input_text": f"prompt {i}"} for i in range(12)],  # numbers that never repeat are ids, not answers
+])
+def test_a_real_prompts_only_file_gets_a_note_not_a_warning(tmp_path, rows):
+    r = check_dataset(write_jsonl(tmp_path / "prompts.jsonl", rows), format="unlabeled")
+    assert not r["problems"] and r["valid_rows"] == 12 and r["format"] == "unlabeled"
+    note = next(n for n in r["notes"] if "no answer column" in n)
+    assert note.startswith("prompts.jsonl has no answer column, so it is read as prompts only")
+    assert "add the answers in a column named `output_text`" in note
+    assert "no answer column" not in " ".join(g["kind"] for g in r["groups"])

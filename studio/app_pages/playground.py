@@ -76,6 +76,7 @@ if clicked:
             views.remember(prompt)
             result = {"results": {}, "prompt": prompt, "rendered": rendered, "model": model_name,
                       "run_id": run["run_id"] if run else None, "device": device,
+                      "run_name": (run["status"].get("name") or run["run_id"]) if run else None,
                       "extra": {label: extras_available[label] for label in extras},
                       "settings": {"temperature": gen.temperature, "top_k": gen.top_k, "top_p": gen.top_p,
                                    "seed": gen.seed, "max_output_tokens": gen.max_output_tokens}}

@@ -24,6 +24,7 @@ all_runs = runs.list_runs(ws)
 if not all_runs:
     st.info("No runs yet. Set one up above and press **Start tuning**.", icon=":material/info:")
 else:
-    chosen = ui.pick_run("Run", key="tune_run_pick", items=all_runs,
-                         help="Newest first. The **Runs** page compares, renames and deletes runs.")
+    chosen = ui.pick_run("Run", key="tune_run_pick", items=all_runs, states=False,
+                         help="Newest first; its state is on its card below. The **Runs** page compares, renames "
+                              "and deletes runs.")
     run_views.show_run(Path(chosen["run_dir"]), chosen["status"])
