@@ -21,6 +21,11 @@ DPO_LEARNING_RATE = 5e-5
 BASE_LEARNING_RATES = {"sft": BASE_LEARNING_RATE, "dpo": DPO_LEARNING_RATE}
 # DPO prompts are the labeled prompts as they are, unless the user writes a template.
 DPO_TEMPLATE = PLACEHOLDER
+# How an evaluation gets its answers (EvalConfig.mode).
+EVAL_MODES = ("auto", "score", "generate", "constrained")
+# What each mode's answers are, in words (CLI, dashboards, report).
+EVAL_MODE_WORDS = {"score": "the best-scoring label (log-likelihood)", "generate": "free generation",
+                   "constrained": "generation restricted to the labels"}
 # Reference step ranges per task (the cloud workflow's recommendations); see recommend_steps().
 STEP_RANGES = {"classification": (100, 500), "summarization": (200, 1000), "text_generation": (500, 1500)}
 
@@ -240,10 +245,14 @@ class EvalConfig(JobConfig):
     """Column with the prompt text (default: the run's, else auto-detect)."""
     output_column: str | None = None
     """Column with the reference answer."""
+    mode: str = "auto"
+    """How answers are made: score (classification: each label scored by log-likelihood, the best one is
+    the answer), generate (free generation, shows answers outside the labels), constrained (generation
+    restricted to the labels); auto = score for classification, generate otherwise."""
     constrained: bool = False
-    """Classification: answers can only be labels (faster, never off-label)."""
+    """Older job.json files: True stands for mode "constrained"; kept equal to mode == "constrained"."""
     batch_size: int | None = None
-    """Rows generated together (default: 16 for classification, else 8)."""
+    """Rows answered together (default: 8 prompts when scoring, 16 generating classification, else 8)."""
     device: str = "auto"
     """auto, cpu, cuda or mps."""
     seed: int = 0
@@ -258,7 +267,31 @@ class EvalConfig(JobConfig):
         _check(self.device in DEVICES, f"device must be {'/'.join(DEVICES)}, got {self.device!r}")
         _check(self.template is None or PLACEHOLDER in self.template,
                f"template must contain the {PLACEHOLDER} placeholder")
-        self.constrained = bool(self.constrained) and self.task == "classification"
+        _check(self.mode in EVAL_MODES, f"mode must be one of {', '.join(EVAL_MODES)}, got {self.mode!r}")
+        if self.constrained and self.task == "classification":  # older configs (and --constrained) say so
+            _check(self.mode in ("auto", "constrained"),
+                   f"constrained answers contradict mode {self.mode!r}: choose one (mode constrained)")
+            self.mode = "constrained"
+        self.mode = resolve_eval_mode(self.task, self.mode)
+        _check(self.mode == "generate" or self.task == "classification",
+               f"mode {self.mode!r} needs a label set: it is for classification only, "
+               f"not {self.task!r} (use generate or auto)")
+        self.constrained = self.mode == "constrained"
+
+
+def resolve_eval_mode(task: str, mode: str = "auto") -> str:
+    """The mode an evaluation answers in: "auto" is label scoring for classification (fast, every answer a
+    label), free generation for the other tasks."""
+    if mode == "auto":
+        return "score" if task == "classification" else "generate"
+    return mode
+
+
+def recorded_eval_mode(metrics: dict) -> str:
+    """The mode a finished evaluation's metrics.json records. Older files said "free" or nothing (free
+    generation) or "constrained"."""
+    mode = metrics.get("mode")
+    return mode if mode in ("score", "constrained") else "generate"
 
 
 

@@ -1,7 +1,9 @@
-"""Base-vs-tuned evaluation of a run (or of a base model alone) on an eval set, as a job: generate the
-answers batch by batch (a failed batch marks its rows failed, never the job), score them with
-core.metrics, and write metrics.json and predictions.jsonl (with per-row scores) into the job folder;
-core.worker keeps its status.json. Also: the evaluation folders of a workspace, read back for the pages."""
+"""Base-vs-tuned evaluation of a run (or of a base model alone) on an eval set, as a job: get the answers
+batch by batch (classification by default scores each label by log-likelihood, core.label_scoring;
+else generation, free or constrained to the labels; a failed batch marks its rows failed, never the
+job), score them with core.metrics, and write metrics.json (with the mode used) and predictions.jsonl
+(with per-row scores) into the job folder; core.worker keeps its status.json. Also: the evaluation
+folders of a workspace, read back for the pages."""
 from __future__ import annotations
 
 import json
@@ -13,6 +15,7 @@ from core import runs
 from core.config import EvalConfig, GenerationConfig, TuneConfig
 from core.data import load_dataset
 from core.generate import generate_texts, label_sequences
+from core.label_scoring import DEFAULT_BATCH_SIZE, score_labels, top_two
 from core.metrics import confidence_intervals, parse_label, row_scores, task_metrics
 from core.models import load_model
 from core.names import ADAPTER_DIR, CONFIG_FILE, EVAL_METRICS_FILE, JOB_FOLDERS, PREDICTIONS_FILE, RUNS_DIR, \
@@ -50,14 +53,17 @@ def run_evaluation(workspace: str | Path, cfg: EvalConfig, out_dir: str | Path,
                            cfg.output_column or (run_cfg.output_column if run_cfg else None))
     rows = dataset.examples[:cfg.limit] if cfg.limit else dataset.examples
     labels = (run_cfg.labels if run_cfg and run_cfg.labels else dataset.labels) if cfg.task == "classification" else []
+    if cfg.mode in ("score", "constrained") and not labels:
+        raise ValueError(f"mode {cfg.mode} needs a label set, and {Path(cfg.data).name} has none")
     template = template_for(run_cfg.to_dict() if run_cfg else None, cfg.task, labels, cfg.template)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     total = (2 if run_dir else 1) * len(rows)
     done = [0]
 
-    def answers_of(lm, tokenizer, prompts, gen, only) -> list[str | None]:
-        """All answers in one length-sorted pass; a failing batch marks its rows failed (None)."""
+    def answers_of(lm, tokenizer, prompts, gen, only) -> tuple[list[str | None], list[dict | None] | None]:
+        """All answers in one length-sorted pass; a failing batch marks its rows failed (None). In score
+        mode, also each row's label log-likelihoods."""
         start = done[0]
 
         def step(n_done, _total):
@@ -65,7 +71,11 @@ def run_evaluation(workspace: str | Path, cfg: EvalConfig, out_dir: str | Path,
             if progress:
                 progress(done[0], total)
 
-        return generate_texts(lm, tokenizer, prompts, gen, progress=step, only=only, keep_going=True)
+        if cfg.mode == "score":
+            scored = score_labels(lm, tokenizer, prompts, labels, batch_size=cfg.batch_size or DEFAULT_BATCH_SIZE,
+                                  progress=step, keep_going=True)
+            return [s and s["label"] for s in scored], scored
+        return generate_texts(lm, tokenizer, prompts, gen, progress=step, only=only, keep_going=True), None
 
     if progress:
         progress(0, total)
@@ -75,43 +85,50 @@ def run_evaluation(workspace: str | Path, cfg: EvalConfig, out_dir: str | Path,
     gen = default_generation(cfg.task, tokenizer, labels)
     if cfg.batch_size:
         gen.batch_size = cfg.batch_size
-    only = label_sequences(tokenizer, labels) if cfg.constrained else None
-    refs = [r["output_text"] for r in rows]
-    answers = {}
+    only = label_sequences(tokenizer, labels) if cfg.mode == "constrained" else None
+    answers, scored = {}, {}
     started = time.perf_counter()
     if run_dir:
         with lm.disable_adapter():
-            answers["base"] = answers_of(lm, tokenizer, prompts, gen, only)
-        answers["tuned"] = answers_of(lm, tokenizer, prompts, gen, only)
+            answers["base"], scored["base"] = answers_of(lm, tokenizer, prompts, gen, only)
+        answers["tuned"], scored["tuned"] = answers_of(lm, tokenizer, prompts, gen, only)
     else:
-        answers["base"] = answers_of(lm, tokenizer, prompts, gen, only)
+        answers["base"], scored["base"] = answers_of(lm, tokenizer, prompts, gen, only)
     seconds = time.perf_counter() - started
+    refs = [r["output_text"] for r in rows]
     result = {name: task_metrics(cfg.task, refs, a, labels) for name, a in answers.items()}
     for name, a in answers.items():
         result[name]["confidence_95"] = confidence_intervals(cfg.task, refs, a, labels, cfg.seed)
-    scores = {name: row_scores(cfg.task, refs, a, labels) for name, a in answers.items()}
-    preds = []
-    for i, r in enumerate(rows):
-        row = {"line": r["line"], "input_text": r["input_text"], "reference": r["output_text"]}
-        for name, a in answers.items():
-            row[name] = a[i]
-            row[f"{name}_score"] = scores[name][i]
-            if cfg.task == "classification" and a[i] is not None:
-                row[f"{name}_label"] = parse_label(a[i], labels)
-        if "tuned" in answers:
-            row["delta"], row["change"] = row_change(row["base_score"], row["tuned_score"])
-        preds.append(row)
-    with open(out_dir / PREDICTIONS_FILE, "w", encoding="utf-8") as f:
-        for row in preds:
-            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+    write_predictions(out_dir / PREDICTIONS_FILE, cfg.task, rows, answers, scored, labels)
     # metrics.json last: its presence means the evaluation is complete.
     runs.write_json(out_dir / EVAL_METRICS_FILE, {
         "task": cfg.task, "data": str(cfg.data), "rows": len(rows), "template": template,
-        "model": run_cfg.model if run_cfg else cfg.model, "run_id": cfg.run_id,
-        "mode": "constrained" if only else "free", "generation_seconds": round(seconds, 2),
+        "model": run_cfg.model if run_cfg else cfg.model, "run_id": cfg.run_id, "mode": cfg.mode,
+        **({"labels": labels} if labels else {}), "generation_seconds": round(seconds, 2),
         "rows_per_second": round(len(answers) * len(rows) / max(seconds, 1e-9), 3),
         "created": runs.now_iso(), **result})
     return result
+
+
+def write_predictions(path: Path, task: str, rows: list[dict], answers: dict, scored: dict,
+                      labels: list[str]) -> None:
+    """predictions.jsonl: per row the answers, their scores and, for classification, the label each
+    answer is; in score mode also the chosen label's log-likelihood and the runner-up's."""
+    refs = [r["output_text"] for r in rows]
+    scores = {name: row_scores(task, refs, a, labels) for name, a in answers.items()}
+    with open(path, "w", encoding="utf-8") as f:
+        for i, r in enumerate(rows):
+            row = {"line": r["line"], "input_text": r["input_text"], "reference": r["output_text"]}
+            for name, a in answers.items():
+                row[name] = a[i]
+                row[f"{name}_score"] = scores[name][i]
+                if task == "classification" and a[i] is not None:
+                    row[f"{name}_label"] = parse_label(a[i], labels)
+                if scored.get(name):
+                    row.update({f"{name}_{k}": v for k, v in top_two(scored[name][i]).items()})
+            if "tuned" in answers:
+                row["delta"], row["change"] = row_change(row["base_score"], row["tuned_score"])
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
 
 
 # ---------------------------------------------------------------- evaluation folders, read back

@@ -18,8 +18,10 @@ def cut_at_stop(text: str, stop_sequences: list[str]) -> str:
 
 
 def label_sequences(tokenizer, labels: list[str]) -> list[list[int]]:
-    """Token ids of each label as an answer (label, then end of sequence), for constrained decoding."""
-    return [tokenizer(label, add_special_tokens=False).input_ids + [tokenizer.eos_token_id] for label in labels]
+    """Token ids of each label as an answer (label, then end of sequence: what core.templates.render_answer
+    teaches), for constrained decoding and label scoring (core.label_scoring)."""
+    end = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
+    return [tokenizer(label, add_special_tokens=False).input_ids + end for label in labels]
 
 
 def _only(sequences: list[list[int]], prompt_len: int, fallback: int):

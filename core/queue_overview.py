@@ -3,7 +3,8 @@ with its progress, its place in its device's queue, and when it is likely to sta
 
 Times come from measurements, never from guesses about hardware: a running job's own pace, and for a
 waiting job the pace of the last finished job of its kind with the same model (a tuning run's seconds
-per step, an evaluation's answers per second). Where nothing comparable has run, there is no estimate."""
+per step, an evaluation's answers per second in the same answering mode). Where nothing comparable has
+run, there is no estimate."""
 from __future__ import annotations
 
 import time
@@ -11,6 +12,7 @@ from datetime import datetime
 from pathlib import Path
 
 from core import job_queue, jobs, runs
+from core.config import recorded_eval_mode, resolve_eval_mode
 from core.evaluate import list_evaluations
 from core.names import ACTIVE_STATES, JOB_KIND_NAMES
 
@@ -51,10 +53,14 @@ def expected_seconds(workspace: Path, kind: str, config: dict) -> float | None:
     if kind in ("tune", "estimate"):
         per_step = step_seconds(workspace, config)
         return per_step * int(config.get("max_iterations") or 0) if per_step else None
-    if kind == "evaluate":
+    if kind == "evaluate":  # same mode too: scoring labels is many times faster than generating
+        task = config.get("task", "")
+        mode = resolve_eval_mode(task, config.get("mode") or  # job.json from before modes: constrained or auto
+                                 ("constrained" if config.get("constrained") and task == "classification" else "auto"))
         for e in list_evaluations(workspace):
             metrics = runs.read_json(Path(e["dir"]) / "metrics.json", {}) or {}
-            if metrics.get("rows_per_second") and (metrics.get("run_id") or None) == (config.get("run_id") or None):
+            if metrics.get("rows_per_second") and (metrics.get("run_id") or None) == (config.get("run_id") or None) \
+                    and recorded_eval_mode(metrics) == mode:
                 rows = config.get("limit") or metrics.get("rows") or 0
                 return rows * (2 if config.get("run_id") else 1) / metrics["rows_per_second"]
     return None

@@ -10,6 +10,8 @@ import html
 import re
 from collections import Counter
 
+from core.config import EVAL_MODE_WORDS, recorded_eval_mode
+
 TASK_NAMES = {"classification": "Classification", "summarization": "Summarization",
               "question_answering": "Question answering", "text_generation": "Text generation"}
 # (key in a metrics block, label, shown as a percentage); the first is the task's headline metric.
@@ -168,7 +170,7 @@ def comparison_html(metrics: dict, predictions: list[dict], top: int = 10) -> st
     status = [f"{n} {s['num_successful_rows']} of {s['num_total_rows']} rows answered"
               for n, s in (("base", base.get("evaluation_status")), ("tuned", (tuned or {}).get("evaluation_status")))
               if s]
-    mode = {"constrained": "answers constrained to the label set", "free": "free generation"}.get(metrics.get("mode"))
+    mode = f"answers: {EVAL_MODE_WORDS[recorded_eval_mode(metrics)]}"
     who = f"base vs tuned run {metrics['run_id']}" if metrics.get("run_id") else "base model only"
     meta = [f"{TASK_NAMES.get(task, task)} on {metrics.get('data', '').rsplit('/', 1)[-1]}", f"{rows} rows", who,
             f"model {metrics.get('model') or '?'}", mode, metrics.get("created"),

@@ -1,7 +1,7 @@
 """The Evaluate page's dashboards: one finished evaluation (its header, or why it failed), headline
 numbers with deltas, per-class F1 and confusion matrices for classification, ROUGE for summarization,
-the answers of a base-only evaluation, and which decoding produced the numbers. Numbers come from
-metrics.json as core.evaluate wrote them."""
+the answers of a base-only evaluation, and which mode (label scoring or generation) produced the
+numbers. Numbers come from metrics.json as core.evaluate wrote them."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -10,13 +10,14 @@ import pandas as pd
 import streamlit as st
 
 from core import runs
-from core.config import BUNDLED_MODEL
+from core.config import BUNDLED_MODEL, recorded_eval_mode
 from core.names import TASK_NAMES
 from studio import cached, charts, eval_views, ui
 
 ROUGE = [("rouge1", "ROUGE-1"), ("rouge2", "ROUGE-2"), ("rougeL", "ROUGE-L"), ("rougeLsum", "ROUGE-Lsum")]
-MODES = {"constrained": ("Constrained to the label set", "violet", ":material/rule:"),
-         "free": ("Free generation", "gray", ":material/edit_note:")}
+MODES = {"score": ("Label scoring", "blue", ":material/leaderboard:"),
+         "constrained": ("Constrained to the label set", "violet", ":material/rule:"),
+         "generate": ("Free generation", "gray", ":material/edit_note:")}
 
 
 def headline(col, label: str, base: float, tuned: float | None, pct: bool = True, inverse: bool = False) -> None:
@@ -111,24 +112,42 @@ def predictions_table(preds: pd.DataFrame, task: str) -> None:
         if preds.empty:
             st.caption("No predictions were saved.")
             return
+        preds = eval_views.with_margins(preds)
         order = ["line", "input_text", "reference"]
         order += ["base_label"] if task == "classification" else []
-        order += ["base_score", "base"]
+        order += ["base_score", "base", "base_runner_up", "base_margin"]
         st.caption(f"{len(preds)} rows. *line* is the line in the eval file; *score* is "
                    f"{eval_views.SCORE_NAMES.get(task, 'the row score')}.")
         st.dataframe(preds[[c for c in order if c in preds.columns]], hide_index=True, height=380, column_config={
             "line": st.column_config.NumberColumn("line", width="small"),
             "input_text": st.column_config.TextColumn("input", width="large"),
             "base_label": "base label", "base_score": st.column_config.NumberColumn("score", format="%.2f"),
-            "base": st.column_config.TextColumn("base answer")})
+            "base": st.column_config.TextColumn("base answer"), "base_runner_up": "runner-up label",
+            **eval_views.MARGIN_COLUMNS})
 
 
 def mode_badge(metrics: dict) -> None:
-    """Which decoding produced the numbers (classification only); older evaluations were all free."""
+    """Which mode produced the numbers (classification only); older evaluations were free generation
+    unless constrained."""
     if metrics.get("task") != "classification":
         return
-    label, color, icon = MODES.get(metrics.get("mode") or "free", MODES["free"])
+    label, color, icon = MODES[recorded_eval_mode(metrics)]
     st.badge(label, color=color, icon=icon)
+
+
+def mode_sentence(metrics: dict) -> str:
+    """How the answers were made, in words: "Answers: the best-scoring label of 17 (log-likelihood)"."""
+    mode = recorded_eval_mode(metrics)
+    if metrics.get("task") != "classification":
+        return "Answers: free generation (greedy)."
+    n = len(metrics.get("labels") or (metrics.get("base") or {}).get("per_label") or [])
+    of = f" of {n}" if n else ""
+    if mode == "score":
+        return (f"Answers: the best-scoring label{of} (log-likelihood); every answer is a label, so there are "
+                "no off-label answers.")
+    if mode == "constrained":
+        return f"Answers: greedy generation restricted to the{' ' + str(n) if n else ''} labels."
+    return "Answers: free generation, scored strictly (an answer that is not exactly a label is off-label)."
 
 
 def show_evaluation(ws: Path, entry: dict) -> None:
@@ -154,7 +173,7 @@ def show_evaluation(ws: Path, entry: dict) -> None:
                       f"{metrics.get('rows')} rows · {who}")
         speed = f" · {metrics['rows_per_second']:.2f} answers/s" if metrics.get("rows_per_second") else ""
         head.caption(f"Model {metrics.get('model') or BUNDLED_MODEL} · {metrics.get('created', '')}{speed} · "
-                     f"`{out_dir}`")
+                     f"`{out_dir}`  \n{mode_sentence(metrics)}")
         with badge:
             ui.status_badge("succeeded")
             mode_badge(metrics)

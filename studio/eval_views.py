@@ -23,6 +23,10 @@ SCORE_NAMES = {"classification": "1 when the answer names the right class, else 
 TASK_SCORES = {"question_answering": [("f1", "Token F1"), ("exact_match", "Exact match")],
                "text_generation": [("rougeL_f1", "ROUGE-L F1"), ("bleu4", "BLEU-4")]}
 DIFF_ROWS = 5
+MARGIN_HELP = ("Label scoring: how much more likely the chosen label was than the runner-up (difference of "
+               "log-likelihoods); near 0 the model hesitated between the two.")
+MARGIN_COLUMNS = {f"{n}_margin": st.column_config.NumberColumn(f"{n} margin", format="%.2f", help=MARGIN_HELP)
+                  for n in ("base", "tuned")}
 
 
 def interval(block: dict | None, key: str) -> str | None:
@@ -72,6 +76,14 @@ def length_chart(preds: pd.DataFrame) -> None:
         ui.chart(charts.answer_length_figure(ref, answers))
 
 
+def with_margins(preds: pd.DataFrame) -> pd.DataFrame:
+    """Rows of a label-scoring evaluation get base_margin / tuned_margin: the chosen label's log-likelihood
+    minus the runner-up's. Other rows are returned as they are."""
+    extra = {f"{n}_margin": preds[f"{n}_loglik"] - preds[f"{n}_runner_up_loglik"] for n in ("base", "tuned")
+             if f"{n}_loglik" in preds and f"{n}_runner_up_loglik" in preds}
+    return preds.assign(**extra) if extra else preds
+
+
 def _records(df: pd.DataFrame) -> list[dict]:
     return df.astype(object).where(df.notna(), None).to_dict("records")
 
@@ -101,6 +113,7 @@ def regression_browser(ws: Path, metrics: dict, preds: pd.DataFrame, out_dir: Pa
         if preds.empty:
             st.caption("No predictions were saved.")
             return
+        preds = with_margins(preds)
         counts = preds["change"].value_counts().to_dict()
         options = [c for c in CHANGES if c == "all" or counts.get(c) or c != "failed"]
         c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
@@ -116,7 +129,7 @@ def regression_browser(ws: Path, metrics: dict, preds: pd.DataFrame, out_dir: Pa
         view = view.reset_index(drop=True)
         # The short columns first, so the answers are on screen without scrolling; the input comes last.
         cols = ["line", "change", "delta", "base_score", "tuned_score", "reference"]
-        cols += ["base_label", "tuned_label"] if task == "classification" else []
+        cols += ["base_label", "tuned_label", "base_margin", "tuned_margin"] if task == "classification" else []
         cols += ["base", "tuned", "input_text"]
         st.caption(f"{len(view)} rows. The score per row is {SCORE_NAMES.get(task, 'the row score')}; a row is "
                    "*fixed* or *broken* when it moves by more than 0.1. Click a header to sort; tick rows to "
@@ -132,7 +145,8 @@ def regression_browser(ws: Path, metrics: dict, preds: pd.DataFrame, out_dir: Pa
                                  "input_text": st.column_config.TextColumn("input", width="large"),
                                  "base_label": "base label", "tuned_label": "tuned label",
                                  "base": st.column_config.TextColumn("base answer", width="medium"),
-                                 "tuned": st.column_config.TextColumn("tuned answer", width="medium")})
+                                 "tuned": st.column_config.TextColumn("tuned answer", width="medium"),
+                                 **MARGIN_COLUMNS})
         picked = list(getattr(getattr(event, "selection", None), "rows", []) or [])
         chosen = view.iloc[picked] if picked else view
         shown = _records(chosen.head(DIFF_ROWS))

@@ -138,3 +138,24 @@ def test_tune_json_with_wait_reports_the_final_state(workspace, monkeypatch, cap
     code = main(["tune", "--train", str(train), "--task", "classification", "--json", "--wait",
                  "--workspace", str(workspace)])
     assert code == 1 and json.loads(capsys.readouterr().out)["status"] == "failed"
+
+
+@pytest.mark.parametrize("flags, mode", [([], "score"), (["--mode", "generate"], "generate"),
+                                         (["--constrained"], "constrained"),
+                                         (["--mode", "constrained"], "constrained")])
+def test_evaluate_mode_flag_reaches_the_job(workspace, monkeypatch, flags, mode, capsys):
+    from core.cli import common, models
+
+    monkeypatch.setattr(common.jobs, "submit", lambda job_dir: "started")  # no worker is started
+    monkeypatch.setattr(models, "wait_and_show", lambda job_dir, quiet=False, stream=None: {"state": "failed"})
+    main(["evaluate", "--data", str(ASSETS / "classification_eval.jsonl"), "--task", "classification", *flags,
+          "--workspace", str(workspace)])
+    job = runs.read_json(next((workspace / "evals").iterdir()) / "job.json")
+    assert job["config"]["mode"] == mode and job["config"]["constrained"] == (mode == "constrained")
+
+
+def test_evaluate_mode_that_does_not_fit_the_task_is_an_error(workspace, capsys):
+    code = main(["evaluate", "--data", str(ASSETS / "summarization_eval.jsonl"), "--task", "summarization",
+                 "--mode", "score", "--workspace", str(workspace)])
+    err = capsys.readouterr().err
+    assert code != 0 and "classification only" in err and "Traceback" not in err

@@ -76,3 +76,26 @@ def test_eval_and_candidates_configs_check_their_fields():
         EvalConfig(data="e.jsonl", task="classification", limit=0)
     with pytest.raises(ConfigError, match="queue"):
         CandidatesConfig(prompts="p.jsonl", queue="../x")
+
+
+def test_evaluation_mode_defaults_validates_and_reads_older_configs():
+    from core.config import EvalConfig, recorded_eval_mode
+
+    assert EvalConfig(data="e.jsonl", task="classification").mode == "score"
+    assert EvalConfig(data="e.jsonl", task="summarization").mode == "generate"
+    assert EvalConfig(data="e.jsonl", task="classification", mode="generate").mode == "generate"
+    with pytest.raises(ConfigError, match="mode must be one of auto, score, generate, constrained"):
+        EvalConfig(data="e.jsonl", task="classification", mode="fast")
+    with pytest.raises(ConfigError, match="classification only"):
+        EvalConfig(data="e.jsonl", task="summarization", mode="score")
+    with pytest.raises(ConfigError, match="contradict"):
+        EvalConfig(data="e.jsonl", task="classification", mode="score", constrained=True)
+    # job.json written before modes existed: constrained: true still means constrained decoding
+    old = EvalConfig.from_dict({"data": "e.jsonl", "task": "classification", "constrained": True})
+    assert old.mode == "constrained" and old.constrained
+    again = EvalConfig.from_dict(old.to_dict())
+    assert again.mode == "constrained" and again.to_dict() == old.to_dict()
+    assert EvalConfig.from_dict({"data": "e.jsonl", "task": "summarization", "constrained": True}).mode == "generate"
+    # metrics.json: older files said "free" (or nothing)
+    assert [recorded_eval_mode(m) for m in ({"mode": "free"}, {}, {"mode": "constrained"}, {"mode": "score"})] == [
+        "generate", "generate", "constrained", "score"]

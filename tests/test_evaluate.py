@@ -158,3 +158,96 @@ def test_streamed_answer_equals_the_batched_one(tiny_model_dir):
     stats = parts[-1]
     assert isinstance(stats, dict) and stats["new_tokens"] > 0
     assert "".join(parts[:-1]).strip() == stats["text"] == generate_texts(model, tok, [prompt], cfg)[0]
+
+
+# ---------------------------------------------------------------- label scoring (log-likelihood)
+
+def hand_loglik(model, tok, prompt: str, continuation: list[int]) -> float:
+    """The whole sequence prompt + continuation in one plain forward pass; the log-probabilities the model
+    gives the continuation tokens, summed."""
+    import torch
+
+    ids = tok(prompt).input_ids
+    full = torch.tensor([ids + continuation])
+    with torch.no_grad():
+        logp = model(input_ids=full).logits[0].float().log_softmax(-1)
+    return sum(float(logp[len(ids) - 1 + k, t]) for k, t in enumerate(continuation))
+
+
+def test_label_scoring_picks_the_label_with_the_highest_log_likelihood(tiny_model_dir):
+    from core.generate import label_sequences
+    from core.label_scoring import score_labels, top_two
+    from core.models import load_model
+
+    model, tok, _ = load_model(str(tiny_model_dir), tiny_model_dir, "cpu")
+    labels = ["games", "math", "science fiction", "web", "gamesx"]  # 1 to 3 tokens, one a prefix of another
+    seqs = label_sequences(tok, labels)
+    assert len({len(s) for s in seqs}) > 1 and all(s[-1] == tok.eos_token_id for s in seqs)
+    prompts = [f"<|im_start|>user\nClassify: {'a long text ' * n}{n}<|im_end|>\n<|im_start|>assistant\n"
+               for n in (1, 9, 4, 15)]  # different lengths: left padding in a batch
+    batched = score_labels(model, tok, prompts, labels, batch_size=4)
+    alone = [score_labels(model, tok, [p], labels, batch_size=1)[0] for p in prompts]
+    for prompt, b, a in zip(prompts, batched, alone):
+        hand = {label: hand_loglik(model, tok, prompt, s) for label, s in zip(labels, seqs)}
+        for label in labels:
+            assert b["loglik"][label] == pytest.approx(hand[label], abs=1e-4)
+            assert a["loglik"][label] == pytest.approx(hand[label], abs=1e-4)  # padding changes nothing
+        assert b["label"] == a["label"] == max(hand, key=hand.get)
+        kept = top_two(b)
+        assert kept["loglik"] == pytest.approx(hand[b["label"]], abs=1e-3)
+        assert kept["runner_up"] == sorted(hand, key=hand.get)[-2]
+
+
+def test_a_failing_scoring_batch_marks_its_rows_failed(tiny_model_dir):
+    from core.label_scoring import score_labels
+    from core.models import load_model
+
+    model, tok, _ = load_model(str(tiny_model_dir), tiny_model_dir, "cpu")
+    real, calls = model.forward, []
+
+    def flaky(*args, **kw):
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("out of memory")
+        return real(*args, **kw)
+
+    model.forward = flaky
+    seen = []
+    out = score_labels(model, tok, ["a", "b c", "d e f"], ["games", "math"], batch_size=2, keep_going=True,
+                       progress=lambda done, total: seen.append((done, total)))
+    assert out.count(None) == 2 and out[2]["label"] in ("games", "math")
+    assert seen == [(2, 3), (3, 3)]
+    calls.clear()
+    with pytest.raises(RuntimeError):
+        score_labels(model, tok, ["a"], ["games", "math"])
+
+
+def test_score_mode_evaluation_answers_only_labels_and_records_the_mode(workspace, tiny_model_dir,
+                                                                         tiny_classification):
+    """Classification evaluates by label scoring unless asked otherwise: a random model names a label
+    on every row, and metrics.json says how its answers were made."""
+    import json
+
+    from core import runs
+    from core.config import EvalConfig
+    from core.evaluate import run_evaluation
+
+    _, ev = tiny_classification
+    cfg = EvalConfig(data=str(ev), task="classification", model=str(tiny_model_dir), limit=6, device="cpu")
+    assert cfg.mode == "score"
+    seen = []
+    result = run_evaluation(workspace, cfg, workspace / "evals" / "e1", progress=lambda d, t: seen.append((d, t)))
+    metrics = runs.read_json(workspace / "evals" / "e1" / "metrics.json")
+    assert metrics["mode"] == "score" and metrics["labels"] == ["games", "math"]
+    assert result["base"]["off_label_count"] == 0 and seen[0] == (0, 6) and seen[-1] == (6, 6)
+    rows = [json.loads(x) for x in (workspace / "evals" / "e1" / "predictions.jsonl").read_text().splitlines()]
+    assert len(rows) == 6 and all(r["base"] in ("games", "math") and r["base_label"] == r["base"] for r in rows)
+    assert all(r["base_runner_up"] != r["base"] and r["base_loglik"] >= r["base_runner_up_loglik"] for r in rows)
+    assert all(r["base_score"] == float(r["base"] == r["reference"]) for r in rows)
+
+    run_evaluation(workspace, EvalConfig(data=str(ev), task="classification", model=str(tiny_model_dir), limit=2,
+                                         device="cpu", mode="generate"), workspace / "evals" / "e2")
+    metrics = runs.read_json(workspace / "evals" / "e2" / "metrics.json")
+    assert metrics["mode"] == "generate"
+    rows = [json.loads(x) for x in (workspace / "evals" / "e2" / "predictions.jsonl").read_text().splitlines()]
+    assert "base_loglik" not in rows[0]

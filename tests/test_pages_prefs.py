@@ -22,6 +22,8 @@ from core.templates import default_template
 
 ROOT = Path(__file__).resolve().parent.parent
 LABELS = ["games", "mail", "science"]
+ANSWERS_IN_LABELS = {"base": ["games", "games", "science", "mail", "games", "science"],
+                     "tuned": ["games", "mail", "science", "games", "mail", "games"]}
 REFS = ["games", "mail", "science", "games", "mail", "science"]
 ANSWERS = {"base": ["games", "games", "I think science", "mail", "nonsense", "science"],
            "tuned": ["games", "mail", "science", "games", "mail", "games"]}  # rows 2, 4, 5 fixed; row 6 broken
@@ -232,6 +234,8 @@ def write_scored_evaluation(out_dir: Path, task: str, run_id: str | None, refs=R
                 row.update({name: a[i], f"{name}_score": scores[name][i]})
                 if task == "classification":
                     row[f"{name}_label"] = parse_label(a[i], labels)
+                if mode == "score":  # what label scoring adds to a row (core.label_scoring.top_two)
+                    row.update({f"{name}_loglik": -0.5, f"{name}_runner_up": "mail", f"{name}_runner_up_loglik": -2.0})
             if "tuned" in answers:
                 row["delta"], row["change"] = row_change(row["base_score"], row["tuned_score"])
             f.write(json.dumps(row) + "\n")
@@ -285,7 +289,30 @@ def test_evaluate_page_offers_all_tasks_and_the_one_click_compare(ws):
     assert at.button(key="ev_compare").proto.type == "primary"
     task = next(s for s in at.selectbox if s.label == "Task")
     assert task.options == ["Classification", "Summarization", "Question answering", "Text generation"]
-    assert at.toggle(key=f"ev_constrained::{run_dir.name}").label == "Constrained to the label set"
+    mode = at.radio(key=f"ev_mode::{run_dir.name}")
+    assert mode.label == "Answers" and mode.value == "score"  # classification scores the labels by default
+    assert mode.options == ["Score the labels", "Let the model write", "Write, labels only"]
+    assert any("each label scored by log-likelihood" in c.value for c in at.caption)
+    mode.set_value("generate").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any("greedy decoding" in c.value for c in at.caption)
+
+
+def test_evaluate_dashboard_says_which_mode_made_the_answers(ws):
+    write_scored_evaluation(ws / "evals" / "cls-score", "classification", "run-1", answers=ANSWERS_IN_LABELS,
+                            mode="score")
+    at = open_page("evaluate")
+    assert any("badge[:material/leaderboard: Label scoring]" in m.value for m in at.markdown)
+    assert any("Answers: the best-scoring label of 3 (log-likelihood)" in c.value for c in at.caption)
+    table = browser_table(at)
+    assert list(table["base_margin"][:1]) == [1.5] and "tuned_margin" in table.columns
+
+    write_scored_evaluation(ws / "evals" / "cls-old", "classification", None)  # an older file: mode "free"
+    at.run()
+    at.selectbox(key="ev_pick").set_value(str(ws / "evals" / "cls-old")).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any("Answers: free generation, scored strictly" in c.value for c in at.caption)
+    assert any("badge[:material/edit_note: Free generation]" in m.value for m in at.markdown)
 
 
 def test_evaluate_question_answering_and_summarization_dashboards(ws):

@@ -10,7 +10,8 @@ from pathlib import Path
 
 from core import jobs, runs
 from core.cli.common import QUEUE, RUN_ID, fail, model_arg, nonblank, submit_and_report, wait_and_show, workspace
-from core.config import BASE_LEARNING_RATE, BUNDLED_MODEL, DPO_LEARNING_RATE, ConfigError, EvalConfig, GenerationConfig
+from core.config import BASE_LEARNING_RATE, BUNDLED_MODEL, DPO_LEARNING_RATE, EVAL_MODE_WORDS, EVAL_MODES, \
+    ConfigError, EvalConfig, GenerationConfig, recorded_eval_mode
 from core.data import DataError
 from core.generate import generate_texts
 from core.models import ModelError, load_model
@@ -116,7 +117,7 @@ def cmd_evaluate(a) -> int:
     try:
         cfg = EvalConfig(data=str(Path(a.data).resolve()), task=a.task, run_id=a.run, model=a.model, limit=a.limit,
                          template=a.template, input_column=a.input_column, output_column=a.output_column,
-                         constrained=a.constrained, batch_size=a.batch_size, device=a.device)
+                         mode=a.mode, constrained=a.constrained, batch_size=a.batch_size, device=a.device)
         if a.run:
             run_dir = runs.run_path(ws, a.run)
             if not (run_dir / ADAPTER_DIR).exists():
@@ -134,6 +135,7 @@ def cmd_evaluate(a) -> int:
     if a.json:
         print(json.dumps(result))
     else:
+        print(f"answers: {EVAL_MODE_WORDS[recorded_eval_mode(metrics)]}")
         for name, m in result.items():
             _print_metrics(name, m, a.task)
         print(f"\n(rows and answers in {job_dir})")
@@ -208,9 +210,14 @@ def add_parsers(sub, common) -> None:
     e = sub.add_parser("evaluate", parents=[common], help="metrics of the base model, or base vs a tuned run")
     e.add_argument("--data", required=True)
     e.add_argument("--task", required=True, choices=EVAL_TASKS)
-    e.add_argument("--constrained", action="store_true",
-                   help="classification: answers can only be labels (faster, never off-label)")
-    e.add_argument("--batch-size", type=int, help="rows generated together (default: 16 classification, else 8)")
+    e.add_argument("--mode", choices=EVAL_MODES, default="auto",
+                   help="how answers are made: score = each label scored by log-likelihood, the best is the "
+                        "answer (fast, every answer a label); generate = the model writes freely (slower, shows "
+                        "answers outside the labels); constrained = writing restricted to the labels; "
+                        "auto (default) = score for classification, generate otherwise")
+    e.add_argument("--constrained", action="store_true", help="the same as --mode constrained")
+    e.add_argument("--batch-size", type=int,
+                   help="rows answered together (default: 8 scoring, 16 generating classification, else 8)")
     e.add_argument("--run", type=RUN_ID, help="run id: evaluate base and tuned on the same rows")
     e.add_argument("--model", type=model_arg, default=BUNDLED_MODEL)
     e.add_argument("--template", help="override the prompt template")

@@ -8,7 +8,7 @@ from pathlib import Path
 import streamlit as st
 
 from core import inventory, job_queue, jobs
-from core.config import ConfigError, EvalConfig
+from core.config import ConfigError, EvalConfig, resolve_eval_mode
 from core.data import DataError
 from core.evaluate import eval_status as core_eval_status
 from core.names import ACTIVE_STATES, EVAL_TASKS, TASK_NAMES
@@ -17,15 +17,23 @@ from studio import cached, eval_dashboards, ui
 TASK_HELP = ("Classification: accuracy and per-class F1. Summarization: ROUGE. Question answering: exact match "
              "and token F1. Text generation: BLEU-4 and ROUGE-L.")
 COMPARE_ROWS = 100
+# How classification answers are made (EvalConfig.mode), in plain words.
+MODE_CHOICES = {"score": "Score the labels", "generate": "Let the model write", "constrained": "Write, labels only"}
+MODE_HELP = ("**Score the labels** (fast; every answer is a label): each label is scored by how likely the model "
+             "finds it as the answer, and the best one is the answer. **Let the model write** (slower; shows "
+             "answers outside the labels): the model answers in its own words, scored strictly. **Write, labels "
+             "only**: the model writes, but can only write a label.")
+MODE_CAPTIONS = {"score": "each label scored by log-likelihood, the best one is the answer",
+                 "generate": "greedy decoding", "constrained": "greedy decoding restricted to the labels"}
 
 
 def start_evaluation(ws: Path, run: dict | None, model: str, path: str, ds, task: str, limit: int,
-                     constrained: bool) -> None:
+                     mode: str = "auto") -> None:
     """An evaluation job into the device's queue (it waits while a run trains, then starts by itself)."""
     try:
         cfg = EvalConfig(data=str(Path(path).resolve()), task=task, run_id=run["run_id"] if run else None,
                          model=model, limit=int(limit), input_column=ds.input_column,
-                         output_column=ds.output_column, constrained=constrained)
+                         output_column=ds.output_column, mode=mode)
     except ConfigError as e:
         st.error(f"**Setting problem:** {e}", icon=":material/tune:")
         return
@@ -37,7 +45,7 @@ def start_evaluation(ws: Path, run: dict | None, model: str, path: str, ds, task
 
 def compare_on_eval_set(ws: Path, run: dict, config: dict, model: str) -> None:
     """The one-click action for a selected run: base vs tuned on the run's own eval file, its task and
-    template, the first COMPARE_ROWS rows, free generation (as the reference ML.EVALUATE does)."""
+    template, the first COMPARE_ROWS rows, in the task's default mode (classification: label scoring)."""
     path = config.get("eval_file") or inventory.sibling_eval(config.get("train_file"))
     task = config.get("task") if config.get("task") in EVAL_TASKS else "summarization"
     if not path or not Path(path).exists():
@@ -52,10 +60,10 @@ def compare_on_eval_set(ws: Path, run: dict, config: dict, model: str) -> None:
     c1, c2 = st.columns([1, 3], vertical_alignment="center")
     if c1.button("Compare on eval set", type="primary", icon=":material/compare_arrows:", key="ev_compare",
                  width="stretch"):
-        start_evaluation(ws, run, model, path, ds, task, limit, constrained=False)
+        start_evaluation(ws, run, model, path, ds, task, limit)
     c2.caption(f"Base and tuned answer the first **{limit}** of {len(ds)} rows of `{Path(path).name}` "
-               f"({TASK_NAMES[task].lower()}, the run's template, greedy decoding). It runs in the background; "
-               "you can leave this page.")
+               f"({TASK_NAMES[task].lower()}, the run's template, {MODE_CAPTIONS[resolve_eval_mode(task)]}). "
+               "It runs in the background; you can leave this page.")
 
 
 def new_evaluation(ws: Path) -> None:
@@ -96,18 +104,15 @@ def custom_evaluation(ws: Path, run: dict | None, config: dict, model: str) -> N
                         format_func=TASK_NAMES.get, key=f"ev_task::{run_id}::{path}", help=TASK_HELP)
     limit = c3.number_input("Rows", 1, len(ds), value=min(50, len(ds)), key=f"ev_limit::{path}",
                             help=f"The first N of {len(ds)} rows.")
-    constrained = False
+    mode = "generate"
     if task == "classification":
-        constrained = st.toggle(
-            "Constrained to the label set", key=f"ev_constrained::{run_id}",
-            help="Answers can only be one of the labels (the decoder is restricted to them): never off-label, "
-                 "and faster. Off: the models answer freely, as the reference workflow evaluates them.")
+        mode = st.radio("Answers", list(MODE_CHOICES), format_func=MODE_CHOICES.get, horizontal=True,
+                        key=f"ev_mode::{run_id}", help=MODE_HELP)
     answers = int(limit) * (2 if run else 1)
-    st.caption(f"{answers} answers to generate ({'base and tuned' if run else 'base model'}) with greedy "
-               f"decoding{', constrained to the labels' if constrained else ''}. It runs in the background; "
-               "you can leave this page.")
+    st.caption(f"{answers} answers ({'base and tuned' if run else 'base model'}): {MODE_CAPTIONS[mode]}. "
+               "It runs in the background; you can leave this page.")
     if st.button("Run evaluation", type="secondary" if run else "primary", icon=":material/analytics:"):
-        start_evaluation(ws, run, model, path, ds, task, int(limit), constrained)
+        start_evaluation(ws, run, model, path, ds, task, int(limit), mode)
 
 
 @st.fragment(run_every=2)
@@ -126,7 +131,8 @@ def live_evaluations(dirs: list[str]) -> None:
             if place:
                 text = f"Waiting: position {place[0]} of {place[1]} in the queue (one job computes at a time)"
             else:
-                what = "loading the model" if done == 0 else "generating answers"
+                scoring = (jobs.read_job(Path(d)).get("config") or {}).get("mode") == "score"
+                what = "loading the model" if done == 0 else "scoring the labels" if scoring else "generating answers"
                 text = f"{done} of {total} answers · {what}" if total else "starting…"
             st.progress(done / total if total else 0.0, text=text)
         if state not in ACTIVE_STATES:
