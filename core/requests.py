@@ -9,6 +9,7 @@ from core import preferences
 from core.config import TuneConfig, steps_reason
 from core.data import DataError, load_dataset
 from core.data_formats import labeled_pairs
+from core.model_size import parameter_estimate
 
 
 def _absolute(path: str | None) -> str | None:
@@ -50,5 +51,5 @@ def tune_config(workspace: str | Path, *, method: str = "sft", task: str, train_
         load_dataset(eval_file, train.input_column, train.output_column)
     cfg = TuneConfig.sft(task=task, train_file=train_file, rows=len(train), labels=train.labels,
                          eval_file=eval_file, input_column=train.input_column, output_column=train.output_column,
-                         **settings)
+                         parameters=parameter_estimate(settings.get("model"), workspace), **settings)
     return cfg, steps_reason("sft", task, len(train), batch, settings.get("steps"))

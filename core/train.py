@@ -14,6 +14,7 @@ from core.data import MIN_EXAMPLES, DataError, load_dataset
 from core.data_formats import labeled_pairs
 from core.models import describe_device, load_tokenizer, pick_device, resolve_model, use_bf16
 from core.monitor import Worker, make_callback, peak_memory_mb
+from core.sft_step import fast_sft_trainer
 from core.names import ADAPTER_DIR, CANCEL_FILE, CHECKPOINTS_DIR, CONFIG_FILE, METRICS_FILE, SAMPLES_FILE
 from core.templates import render_answer, render_prompt, training_pairs
 
@@ -50,45 +51,6 @@ def build_examples(cfg: TuneConfig, tokenizer) -> tuple[list[dict], list[dict]]:
     train, held = split_train_eval(cfg)
     return ([p for e in train for p in training_pairs(tokenizer, cfg.template, e)],
             [p for e in held for p in training_pairs(tokenizer, cfg.template, e)])
-
-
-def _answer_only_trainer():
-    """SFTTrainer with a loss that projects only the answer positions through the LM head.
-
-    TRL's fused head scores only labelled positions on Triton devices, but on CPU it scores every
-    position of every sequence (to keep tile shapes fixed for compilers). For short answers after long
-    prompts (classification) that is a third of a CPU step: 14.3 s -> 9.6 s per step of 8 sample
-    classification rows on 2 cores (bf16 autocast). Here the backbone runs
-    once, the hidden states of the answer tokens are picked out, and only those go through the LM head.
-    The loss is the same token-mean cross-entropy; next-token accuracy on the answer is logged too.
-    Models whose head does more than a plain projection fall back to TRL's own loss."""
-    import torch
-    import torch.nn.functional as F
-    from trl import SFTTrainer
-
-    class AnswerOnlySFTTrainer(SFTTrainer):
-        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-            inner = model.get_base_model() if hasattr(model, "get_base_model") else model
-            text_cfg = inner.config.get_text_config()
-            plain_head = all(getattr(text_cfg, k, None) in (None, 1.0) for k in
-                             ("final_logit_softcapping", "logit_scale", "logits_scaling", "lm_head_multiplier"))
-            if not plain_head or not hasattr(inner, "base_model"):
-                return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
-            mode = "train" if model.training else "eval"
-            labels = inputs["labels"][:, 1:]
-            kwargs = {k: v for k, v in inputs.items() if k in ("input_ids", "attention_mask", "position_ids")}
-            hidden = inner.base_model(**kwargs, use_cache=False).last_hidden_state[:, :-1]
-            mask = labels != -100
-            logits = inner.get_output_embeddings()(hidden[mask]).float()
-            target = labels[mask]
-            n = num_items_in_batch if num_items_in_batch is not None else mask.sum()
-            loss = F.cross_entropy(logits, target, reduction="sum") / torch.as_tensor(n).clamp(min=1)
-            with torch.no_grad():
-                acc = (logits.argmax(-1) == target).float().mean().item() if target.numel() else 0.0
-            self._metrics[mode]["mean_token_accuracy"].append(acc)
-            return (loss, {"loss": loss}) if return_outputs else loss
-
-    return AnswerOnlySFTTrainer
 
 
 def run_tuning(run_dir: str | Path, resume: bool = False, worker: Worker | None = None):
@@ -157,9 +119,10 @@ def _train(run_dir: Path, worker: Worker, resume: bool):
         samples = [{"prompt": render_prompt(tokenizer, cfg.template, e["input_text"]), "reference": e["output_text"],
                     "input_text": e["input_text"], "line": e["line"]}
                    for e in held_ex if "input_text" in e][:cfg.eval_samples]
+    # bf16 weights wherever bf16 runs, under autocast (the adapter itself stays fp32, peft's default): on
+    # a CPU 1.6x faster a step than fp32 weights under autocast, which casts every weight at every use.
     model = AutoModelForCausalLM.from_pretrained(
-        location, dtype=torch.bfloat16 if (bf16 and device == "cuda") else torch.float32,
-        use_safetensors=True, trust_remote_code=False)
+        location, dtype=torch.bfloat16 if bf16 else torch.float32, use_safetensors=True, trust_remote_code=False)
     worker.status(device=describe_device(device), precision="bf16" if bf16 else "fp32", phase="training",
                   train_rows=len(train_rows), eval_rows=len(eval_rows),
                   resumed_from=runs.checkpoint_step(checkpoint) if checkpoint else None)
@@ -175,7 +138,8 @@ def _train(run_dir: Path, worker: Worker, resume: bool):
         load_best_model_at_end=pick_best, metric_for_best_model="eval_loss" if pick_best else None,
         greater_is_better=False if pick_best else None,
         report_to="none", disable_tqdm=True, bf16=bf16, use_cpu=device == "cpu",
-        max_length=cfg.max_seq_length, include_num_input_tokens_seen="non_padding", dataloader_num_workers=0)
+        max_length=cfg.max_seq_length, gradient_checkpointing=cfg.gradient_checkpointing,
+        include_num_input_tokens_seen="non_padding", dataloader_num_workers=0)
     peft_config = LoraConfig(r=cfg.lora.rank, lora_alpha=cfg.lora.alpha, lora_dropout=cfg.lora.dropout,
                              target_modules=cfg.lora.target_modules, task_type="CAUSAL_LM")
     callbacks = [make_callback(worker, cfg.max_iterations, samples, tokenizer,
@@ -188,11 +152,13 @@ def _train(run_dir: Path, worker: Worker, resume: bool):
         trainer = DPOTrainer(model=model, args=DPOConfig(**common, beta=cfg.beta), processing_class=tokenizer,
                              peft_config=peft_config, callbacks=callbacks, **data)
     else:
-        args = SFTConfig(**common, completion_only_loss=True, packing=False,
-                         prediction_loss_only=True)  # eval needs the loss only; see _answer_only_trainer
-        trainer = _answer_only_trainer()(model=model, args=args, processing_class=tokenizer,
-                                         peft_config=peft_config, callbacks=callbacks, **data)
-    trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+        # Rows of like length train together: padding is work on nothing (1.45x on the shared
+        # classification rows, whose lengths run from 60 to 770 tokens).
+        args = SFTConfig(**common, completion_only_loss=True, packing=False, train_sampling_strategy="group_by_length",
+                         prediction_loss_only=True)  # eval needs the loss only; see core.sft_step
+        trainer = fast_sft_trainer()(model=model, args=args, processing_class=tokenizer,
+                                     peft_config=peft_config, callbacks=callbacks, **data)
+    output = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     worker.status(phase="saving the adapter")
     if worker.main:
         trainer.model.save_pretrained(str(run_dir / ADAPTER_DIR))  # the best one when pick_best (loaded at the end)
@@ -203,5 +169,6 @@ def _train(run_dir: Path, worker: Worker, resume: bool):
     worker.status(state="cancelled" if (run_dir / CANCEL_FILE).exists() else "succeeded", finished=runs.now_iso(),
                   phase="done", step=state.global_step, peak_memory_mb=round(peak_memory_mb(device)),
                   best_step=runs.checkpoint_step(best) if (pick_best and best) else state.global_step,
-                  best_eval_loss=state.best_metric if pick_best else None, stopped_early=stopped_early)
+                  best_eval_loss=state.best_metric if pick_best else None, stopped_early=stopped_early,
+                  tokens_seen=state.num_input_tokens_seen, train_seconds=round(output.metrics["train_runtime"], 2))
     return trainer.model

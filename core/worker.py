@@ -38,8 +38,8 @@ class JobCancelled(Exception):
 def failure_hint(exc: BaseException) -> str:
     text = f"{type(exc).__name__}: {exc}".lower()
     if "out of memory" in text or isinstance(exc, MemoryError):
-        return ("Out of memory: lower the batch size or the max sequence length, or choose a smaller "
-                "LoRA rank or model.")
+        return ("Out of memory: lower the batch size or the max sequence length, turn on gradient "
+                "checkpointing, or choose a smaller LoRA rank or model.")
     if "no such file" in text or "not found" in text:
         return "A file or model could not be found; check the dataset path and the model name."
     hint = getattr(exc, "hint", None)  # DataError and friends carry their own

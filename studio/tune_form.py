@@ -9,16 +9,19 @@ import streamlit as st
 
 from core import inventory, job_queue, jobs, preferences, queue_overview, runs
 from core.config import (
-    BASE_LEARNING_RATES,
     BUNDLED_MODEL,
     DPO_TEMPLATE,
+    SMALL_MODEL_LEARNING_RATE,
+    SWEEP_NOTE,
     ConfigError,
     TuneConfig,
+    base_learning_rate,
     recommend_dpo_steps,
     recommend_steps,
 )
 from core.data import MIN_EXAMPLES, DataError
 from core.data_formats import labeled_pairs
+from core.model_size import parameter_estimate
 from core.models import ModelError
 from core.names import DEVICES, METHOD_NAMES, TASK_NAMES, TASKS
 from core.requests import tune_config
@@ -145,9 +148,10 @@ def template_card(data: dict) -> str:
     return template
 
 
-def settings_card(data: dict) -> dict:
+def settings_card(ws: Path, data: dict) -> dict:
     dpo = data["method"] == "dpo"
-    base_lr = BASE_LEARNING_RATES[data["method"]]
+    parameters = parameter_estimate(data["model"].strip() or BUNDLED_MODEL, ws)
+    base_lr = base_learning_rate(data["method"], parameters)
     with st.container(border=True):
         st.subheader("3 · Settings")
         c = st.columns(4)
@@ -164,11 +168,15 @@ def settings_card(data: dict) -> dict:
         multiplier = c[2].number_input("Learning rate multiplier", 0.01, 50.0, value=1.0, step=0.1, format="%.2f",
                                        key=f"tune_lr_mult::{data['method']}",
                                        help=f"learning_rate_multiplier: 1.0 stands for a learning rate of "
-                                            f"{base_lr:g}, a common {'DPO' if dpo else 'LoRA'} default.")
+                                            f"{base_lr:g}, the {'DPO' if dpo else 'supervised'} default for "
+                                            f"{'this model' if parameters else 'a model of unknown size'}.")
         eval_every = c[3].number_input("Eval every (steps)", 1, 100_000, value=min(20, int(steps)), step=5,
                                        key=f"tune_eval_every::{int(steps)}",
                                        help="How often the eval loss is computed and a checkpoint saved.")
-        st.caption(f":material/info: {why} Learning rate: {multiplier:g} × {base_lr:g} = {multiplier * base_lr:.3g}.")
+        size = f" for a {parameters / 1e6:,.0f}M-parameter model" if parameters else ""
+        swept = f", {SWEEP_NOTE}" if not dpo and base_lr == SMALL_MODEL_LEARNING_RATE else ""
+        st.caption(f":material/info: {why} Learning rate: {multiplier:g} × {base_lr:g}{size}{swept} "
+                   f"= {multiplier * base_lr:.3g}.")
         c = st.columns(4)
         rank = c[0].selectbox("LoRA rank", [4, 8, 16, 32, 64], index=1, key="tune_rank",
                               help="Size of the adapter: higher learns more, uses more memory.")
@@ -192,15 +200,18 @@ def settings_card(data: dict) -> dict:
             beta = c[3].number_input("Beta (DPO)", 0.01, 10.0, value=0.1, step=0.05, format="%.2f", key="tune_beta",
                                      help="How far the tuned model may move from the base: higher keeps it closer.")
         with st.expander("Advanced"):
-            a1, a2 = st.columns(2)
+            a1, a2, a3 = st.columns(3, vertical_alignment="bottom")
             device = a1.selectbox("Device", DEVICES, key="tune_device",
                                   help="auto picks a GPU when there is one.")
             seed = a2.number_input("Seed", 0, 2**31 - 1, value=0, key="tune_seed")
+            checkpointing = a3.toggle("Gradient checkpointing", value=False, key="tune_checkpointing",
+                                      help="Recompute activations in the backward pass: much less memory for "
+                                           "long rows or big models, about a third slower.")
     return {"batch_size": int(batch_size), "steps": int(steps), "learning_rate_multiplier": float(multiplier),
             "eval_every": int(eval_every), "lora_rank": int(rank), "lora_alpha": int(alpha),
             "max_seq_length": int(max_len), "name": name.strip(), "early_stopping_patience": int(patience),
             "eval_samples": int(eval_samples), "best_checkpoint": bool(best), "device": device,
-            "seed": int(seed), **({"beta": float(beta)} if dpo else {})}
+            "seed": int(seed), "gradient_checkpointing": bool(checkpointing), **({"beta": float(beta)} if dpo else {})}
 
 
 def build_config(ws: Path, data: dict, template: str, settings: dict) -> TuneConfig | None:
@@ -310,7 +321,7 @@ def setup_form(ws: Path) -> None:
     if data is None:
         return
     template = template_card(data)
-    settings = settings_card(data)
+    settings = settings_card(ws, data)
     c1, c2, c3 = st.columns([1.2, 1.2, 4], vertical_alignment="center")
     prior_estimate(c3, ws, data, settings)
     start = c1.button("Start tuning", type="primary", icon=":material/rocket_launch:", width="stretch")

@@ -1,3 +1,5 @@
+import json
+
 import pytest
 
 from core.config import BASE_LEARNING_RATE, ConfigError, GenerationConfig, LoraSettings, TuneConfig, \
@@ -36,11 +38,34 @@ def test_generation_config_checks_ranges():
     assert GenerationConfig(stop_sequences=["", "\n"]).stop_sequences == ["\n"]
 
 
-def test_recommended_steps_follow_data_size_inside_reference_range():
-    steps, why = recommend_steps("classification", 400, 8)
-    assert steps == 150 and "100–500" in why
-    assert recommend_steps("classification", 20, 8)[0] == 100  # small set: floor of the range
+def test_recommended_steps_follow_data_size_inside_the_task_range():
+    steps, why = recommend_steps("classification", 519, 8)
+    assert steps == 65 and "one pass" in why and "50–500" in why
+    assert recommend_steps("classification", 20, 8)[0] == 50  # small set: floor of the range
     assert recommend_steps("summarization", 100_000, 8)[0] == 1000  # large set: ceiling
+    assert recommend_steps("text_generation", 400, 8)[0] == 500  # free text: three passes, its own range
+
+
+def test_the_base_rate_depends_on_method_and_model_size(tmp_path):
+    from core.config import DPO_LEARNING_RATE, SMALL_MODEL_LEARNING_RATE, base_learning_rate
+    from core.model_size import BUNDLED_PARAMETERS, parameter_estimate, parameters_from_config
+
+    assert base_learning_rate("sft", BUNDLED_PARAMETERS) == SMALL_MODEL_LEARNING_RATE
+    assert base_learning_rate("sft", 7_000_000_000) == BASE_LEARNING_RATE
+    assert base_learning_rate("sft", None) == BASE_LEARNING_RATE  # unknown size: the common default
+    assert base_learning_rate("dpo", BUNDLED_PARAMETERS) == DPO_LEARNING_RATE
+    smol = {"hidden_size": 576, "num_hidden_layers": 30, "vocab_size": 49152, "num_attention_heads": 9,
+            "num_key_value_heads": 3, "intermediate_size": 1536, "tie_word_embeddings": True}
+    assert parameters_from_config(smol) == BUNDLED_PARAMETERS  # the real model's 134.5M
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "config.json").write_text(json.dumps({**smol, "num_hidden_layers": 300}))
+    assert parameter_estimate(str(tmp_path / "m"), tmp_path) > 1e9
+    assert parameter_estimate("no-such-org/no-such-model", tmp_path) is None  # never downloads
+    sft = TuneConfig.sft(task="classification", train_file="t.jsonl", rows=519, labels=["a", "b"],
+                         parameters=BUNDLED_PARAMETERS)
+    assert sft.learning_rate == SMALL_MODEL_LEARNING_RATE and sft.to_dict()["learning_rate_multiplier"] == 1.0
+    again = TuneConfig.from_dict(sft.to_dict())
+    assert again.learning_rate_multiplier == 1.0 and again.base_learning_rate == SMALL_MODEL_LEARNING_RATE
 
 
 def test_each_method_builds_its_config_with_its_own_base_rate():
@@ -52,7 +77,7 @@ def test_each_method_builds_its_config_with_its_own_base_rate():
     sft = TuneConfig.sft(task="classification", train_file="t.jsonl", rows=400, labels=["games", "math"],
                          learning_rate_multiplier=2.0, lora_rank=4)
     assert sft.learning_rate == 2 * BASE_LEARNING_RATE and sft.to_dict()["learning_rate_multiplier"] == 2.0
-    assert "games, math" in sft.template and sft.max_iterations == 150 and sft.lora.alpha == 8
+    assert "games, math" in sft.template and sft.max_iterations == 50 and sft.lora.alpha == 8
     summary = TuneConfig.sft(task="summarization", train_file="t.jsonl", rows=400, labels=["x"])
     assert summary.labels == []  # a label set only for classification
 

@@ -125,7 +125,7 @@ def test_tune_page_shows_run_and_loss_curve(ws):
     assert at.title[0].value == "Tune"
     assert any(b.label == "Start tuning" for b in at.button)
     steps = next(n for n in at.number_input if n.label == "Steps (max_iterations)")
-    assert steps.value == 150  # recommend_steps: 3 passes over 400 rows at batch 8
+    assert steps.value == 50  # recommend_steps: one pass over 400 rows at batch 8
     specs = chart_specs(at)
     assert len(specs) == 1
     names = [t["name"] for t in specs[0]["data"]]

@@ -27,11 +27,13 @@ def test_tuning_moves_adapter_not_base_and_writes_the_run_folder(workspace, tiny
 
     base = load_file(tiny_model_dir / "model.safetensors")
     tuned = {k: v for k, v in model.state_dict().items()}
-    # Base weights: unchanged (every non-LoRA tensor equals the file it came from).
+    # Base weights: unchanged (every non-LoRA tensor equals the file it came from, in the precision it
+    # trained in: bf16 weights where the CPU has bf16).
     for name, before in base.items():
         key = next(k for k in tuned if k.endswith(name.replace(".weight", ".base_layer.weight")) or
                    (k.endswith(name) and "lora_" not in k))
-        assert torch.equal(tuned[key].float(), before.float()), name
+        assert torch.equal(tuned[key], before.to(tuned[key].dtype)), name
+    assert all(v.dtype == torch.float32 for k, v in tuned.items() if "lora_" in k)  # the adapter learns in fp32
     # Adapter weights: LoRA B starts at zero, so any non-zero B means training moved it.
     lora_b = [v for k, v in tuned.items() if "lora_B" in k]
     assert lora_b and all(v.abs().sum() > 0 for v in lora_b)
@@ -78,32 +80,93 @@ def test_failure_is_recorded_with_its_cause(workspace, tiny_model_dir, tiny_clas
     assert status["hint"]
 
 
-def test_answer_only_loss_equals_trl_loss(tiny_model_dir, tiny_classification):
-    """The compact loss (answer positions only through the LM head) is TRL's loss, computed cheaper."""
+def test_fast_step_gives_trls_loss_and_gradients(tiny_model_dir, tiny_classification):
+    """The studio's step (answer positions only through the LM head, the shared prompt prefix run once)
+    is TRL's loss on the same batch, and moves the adapter the same way."""
     from datasets import Dataset
     from peft import LoraConfig
     from transformers import AutoModelForCausalLM
     from trl import SFTConfig, SFTTrainer
 
     from core.models import load_tokenizer
-    from core.train import _answer_only_trainer, build_examples
+    from core.sft_step import fast_sft_trainer, shared_prefix_length
+    from core.train import build_examples
 
     tok = load_tokenizer(str(tiny_model_dir))
     cfg = TuneConfig.from_dict(tiny_config(tiny_model_dir, *tiny_classification))
     rows, _ = build_examples(cfg, tok)
-    losses = {}
-    for cls in (SFTTrainer, _answer_only_trainer()):
+    results = {}
+    for cls in (SFTTrainer, fast_sft_trainer()):
         torch.manual_seed(0)
         args = SFTConfig(output_dir="/tmp/unused", per_device_train_batch_size=4, report_to="none", use_cpu=True,
                          max_length=256, save_strategy="no")
         trainer = cls(model=AutoModelForCausalLM.from_pretrained(tiny_model_dir), args=args, processing_class=tok,
                       peft_config=LoraConfig(r=4, lora_alpha=8, target_modules="all-linear", task_type="CAUSAL_LM"),
                       train_dataset=Dataset.from_list(rows))
-        batch = next(iter(trainer.get_train_dataloader()))
+        batch = dict(next(iter(trainer.get_train_dataloader())))
         trainer.model.train()
-        losses[cls.__name__] = trainer.compute_loss(trainer.model, dict(batch)).item()
+        loss = trainer.compute_loss(trainer.model, batch)
+        loss.backward()
+        grads = {n: p.grad.clone() for n, p in trainer.model.named_parameters() if p.grad is not None}
+        results[cls.__name__] = loss.item(), grads, batch
         assert trainer._metrics["train"]["mean_token_accuracy"]
-    assert losses["AnswerOnlySFTTrainer"] == pytest.approx(losses["SFTTrainer"], rel=1e-4)
+    (trl_loss, trl_grads, batch), (fast_loss, fast_grads, _) = results["SFTTrainer"], results["FastSFTTrainer"]
+    prefix = shared_prefix_length(batch["input_ids"], batch.get("attention_mask"), batch["labels"])
+    assert prefix >= 10  # the template's shared prefix really took the shortcut
+    assert (batch["attention_mask"] == 0).any()  # ... on a batch with padding
+    assert fast_loss == pytest.approx(trl_loss, rel=1e-5)
+    assert trl_grads.keys() == fast_grads.keys() and trl_grads
+    for name, g in trl_grads.items():
+        assert torch.allclose(fast_grads[name], g, rtol=1e-4, atol=1e-6), name
+
+
+def test_a_long_batch_in_several_passes_moves_the_adapter_as_one_pass(tiny_model_dir, tiny_classification,
+                                                                      monkeypatch):
+    from datasets import Dataset
+    from peft import LoraConfig
+    from transformers import AutoModelForCausalLM
+    from trl import SFTConfig
+
+    import core.sft_step as sft_step
+    from core.models import load_tokenizer
+    from core.train import build_examples
+
+    tok = load_tokenizer(str(tiny_model_dir))
+    cfg = TuneConfig.from_dict(tiny_config(tiny_model_dir, *tiny_classification))
+    rows, _ = build_examples(cfg, tok)
+    grads, losses = [], []
+    for budget in (100_000, 1):  # everything in one pass; every row a pass of its own
+        monkeypatch.setattr(sft_step, "TOKENS_PER_PASS", budget)
+        torch.manual_seed(0)
+        args = SFTConfig(output_dir="/tmp/unused", per_device_train_batch_size=4, report_to="none", use_cpu=True,
+                         max_length=256, save_strategy="no", bf16=False)
+        trainer = sft_step.fast_sft_trainer()(
+            model=AutoModelForCausalLM.from_pretrained(tiny_model_dir), args=args, processing_class=tok,
+            peft_config=LoraConfig(r=4, lora_alpha=8, target_modules="all-linear", task_type="CAUSAL_LM"),
+            train_dataset=Dataset.from_list(rows))
+        trainer.create_optimizer_and_scheduler(num_training_steps=1)
+        trainer.current_gradient_accumulation_steps = 1  # set by the training loop
+        batch = dict(next(iter(trainer.get_train_dataloader())))
+        assert len(sft_step.row_groups(batch["attention_mask"])) == (1 if budget > 1000 else 4)
+        losses.append(float(trainer.training_step(trainer.model, batch)))
+        grads.append({n: p.grad.clone() for n, p in trainer.model.named_parameters() if p.grad is not None})
+    assert losses[1] == pytest.approx(losses[0], rel=1e-5)
+    for name, g in grads[0].items():
+        assert torch.allclose(grads[1][name], g, rtol=1e-4, atol=1e-6), name
+
+
+def test_shared_prefix_stops_before_the_first_answer_and_needs_right_padding():
+    from core.sft_step import shared_prefix_length
+
+    ids = torch.tensor([[1, 2, 3, 4, 5, 6], [1, 2, 3, 9, 9, 0]])
+    mask = torch.tensor([[1, 1, 1, 1, 1, 1], [1, 1, 1, 1, 1, 0]])
+    labels = torch.tensor([[-100] * 4 + [5, 6], [-100] * 4 + [9, -100]])
+    assert shared_prefix_length(ids, mask, labels) == 3
+    early = labels.clone()
+    early[1, 2:5] = torch.tensor([3, 9, 9])  # an answer starting at position 2: position 1 predicts it
+    assert shared_prefix_length(ids, mask, early) == 1
+    assert shared_prefix_length(ids, torch.tensor([[1] * 6, [0, 1, 1, 1, 1, 1]]), labels) == 0  # left padding
+    assert shared_prefix_length(ids[:1], mask[:1], labels[:1]) == 0  # one row: nothing to share
 
 
 def test_fewer_than_ten_training_examples_fail_with_a_clear_cause(workspace, tiny_model_dir, tmp_path):
@@ -199,7 +262,7 @@ def test_eval_samples_show_answers_at_each_eval_point(workspace, tiny_model_dir,
 def test_out_of_memory_surfaces_its_advice(workspace, tiny_model_dir, tiny_classification, monkeypatch):
     import core.train as train_mod
 
-    base = train_mod._answer_only_trainer
+    base = train_mod.fast_sft_trainer
 
     def oom_trainer():
         cls = base()
@@ -209,7 +272,7 @@ def test_out_of_memory_surfaces_its_advice(workspace, tiny_model_dir, tiny_class
                 raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
         return OOM
 
-    monkeypatch.setattr(train_mod, "_answer_only_trainer", oom_trainer)
+    monkeypatch.setattr(train_mod, "fast_sft_trainer", oom_trainer)
     run_dir = runs.create_run(workspace, tiny_config(tiny_model_dir, *tiny_classification))
     with pytest.raises(torch.OutOfMemoryError):
         run_job(run_dir)

@@ -11,7 +11,7 @@ from pathlib import Path
 from core import jobs, runs
 from core.cli.common import QUEUE, RUN_ID, fail, model_arg, nonblank, submit_and_report, wait_and_show, workspace
 from core.config import BASE_LEARNING_RATE, BUNDLED_MODEL, DPO_LEARNING_RATE, EVAL_MODE_WORDS, EVAL_MODES, \
-    ConfigError, EvalConfig, GenerationConfig, recorded_eval_mode
+    SMALL_MODEL_LEARNING_RATE, SMALL_MODEL_PARAMETERS, ConfigError, EvalConfig, GenerationConfig, recorded_eval_mode
 from core.data import DataError
 from core.generate import generate_texts
 from core.models import ModelError, load_model
@@ -43,7 +43,8 @@ def tune_request(a) -> dict:
                    preference_queue=a.queue, model=a.model, template=a.template, steps=a.steps,
                    learning_rate=a.learning_rate, learning_rate_multiplier=a.learning_rate_multiplier,
                    batch_size=a.batch_size, max_seq_length=a.max_seq_length, eval_every=a.eval_every,
-                   lora_rank=a.lora_rank, lora_alpha=a.lora_alpha, device=a.device, seed=a.seed, name=a.name or "")
+                   lora_rank=a.lora_rank, lora_alpha=a.lora_alpha, device=a.device, seed=a.seed, name=a.name or "",
+                   gradient_checkpointing=a.gradient_checkpointing)
     if a.method == "dpo":
         request["beta"] = a.beta
     else:
@@ -189,8 +190,11 @@ def add_parsers(sub, common) -> None:
     t.add_argument("--steps", type=int, help="max_iterations (default: recommended for the task and data)")
     t.add_argument("--learning-rate", type=float)
     t.add_argument("--learning-rate-multiplier", type=float,
-                   help=f"multiple of the method's base rate ({BASE_LEARNING_RATE:g} supervised, "
-                        f"{DPO_LEARNING_RATE:g} DPO)")
+                   help=f"multiple of the method's base rate (supervised: {SMALL_MODEL_LEARNING_RATE:g} for models "
+                        f"up to {SMALL_MODEL_PARAMETERS / 1e6:.0f}M parameters, {BASE_LEARNING_RATE:g} above; "
+                        f"DPO: {DPO_LEARNING_RATE:g})")
+    t.add_argument("--gradient-checkpointing", action="store_true",
+                   help="recompute activations in the backward pass: much less memory, about a third slower")
     t.add_argument("--lora-rank", type=int, default=8)
     t.add_argument("--lora-alpha", type=int)
     t.add_argument("--batch-size", type=int, default=8)
