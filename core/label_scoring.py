@@ -6,8 +6,8 @@ A label's continuation is exactly what a tuned model was taught to write after t
 sequences constrained decoding walks (core.generate.label_sequences). Scoring the end token too decides
 labels that are prefixes of others ("games" vs "gamesx"): "games" must also *stop* there.
 
-The prompt runs once, with the KV cache kept; all label continuations then run together against that
-cache, repeated over the labels. Prompts of similar length are batched (left padding, attention mask,
+The prompt and every label's continuation run in one forward pass, each label seeing only the prompt and
+itself (a 4D attention mask; see _batch_logliks). Prompts of similar length are batched (left padding,
 position ids from the mask), so padding does not change a number."""
 from __future__ import annotations
 
@@ -16,10 +16,6 @@ from typing import Callable
 
 from core.generate import label_sequences
 
-# Rows (prompt × label) in one continuation pass: each holds a copy of its prompt's KV cache, so this
-# bounds memory (the bundled 135M model in float32: ~46 kB per cached token, a 300-token prompt times
-# 64 rows ≈ 0.9 GB). With 17 labels, 3 prompts share a pass; with 2 labels, up to `batch_size`.
-MAX_ROWS_PER_PASS = 64
 DEFAULT_BATCH_SIZE = 8
 
 
@@ -43,7 +39,7 @@ def score_labels(model, tokenizer, prompts: list[str], labels: list[str], batch_
     seqs = label_sequences(tokenizer, labels)
     device = next(model.parameters()).device
     tokenizer.padding_side = "left"
-    per_batch = max(1, min(batch_size, MAX_ROWS_PER_PASS // len(labels)))
+    per_batch = max(1, batch_size)
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))  # similar lengths pad little
     out: list[dict | None] = [None] * len(prompts)
     done, t0 = 0, time.perf_counter()
@@ -69,41 +65,53 @@ def score_labels(model, tokenizer, prompts: list[str], labels: list[str], batch_
 
 
 def _batch_logliks(model, tokenizer, prompts: list[str], seqs: list[list[int]], device):
-    """(prompts × labels) tensor of summed continuation log-probabilities."""
+    """(prompts × labels) tensor of summed continuation log-probabilities, in one forward pass.
+
+    Each row is [left padding][prompt][label 1's fed tokens][label 2's]…: every label's tokens follow
+    the prompt at the positions they would have as its answer (they all start where the prompt ends),
+    and a 4D mask lets each of them see the prompt and the earlier tokens of its own label only. So the
+    prompt runs once and no cache is copied per label (a copy per label cost more than the scoring).
+    Left padding gives every row the same layout: the logits needed (the prompt's last position, then
+    every fed token) sit at the same indices in each row, and only those go through the LM head."""
     import torch
 
     enc = tokenizer(prompts, return_tensors="pt", padding=True).to(device)
-    mask = enc["attention_mask"]
-    positions = (mask.cumsum(-1) - 1).clamp(min=0)
-    # The prompt once: its cache, and only the last position's logits (the first continuation token).
-    first = model(input_ids=enc["input_ids"], attention_mask=mask, position_ids=positions, use_cache=True,
-                  logits_to_keep=1)
-    logp = first.logits[:, -1].float().log_softmax(-1)  # (B, V)
-    heads = torch.tensor([s[0] for s in seqs], device=device)
-    totals = logp[:, heads]  # (B, L): log P(first token of each label)
-    width = max(len(s) for s in seqs) - 1  # fed tokens: each continuation but its last
-    if width == 0:
-        return totals
-    n_prompts, n_labels = len(prompts), len(seqs)
-    fed = torch.full((n_labels, width), tokenizer.pad_token_id or 0, dtype=torch.long, device=device)
-    target = torch.zeros((n_labels, width), dtype=torch.long, device=device)
-    real = torch.zeros((n_labels, width), dtype=torch.long, device=device)
+    ids, pad = enc["input_ids"], enc["attention_mask"].bool()
+    n_prompts, width = ids.shape
+    fed = [s[:-1] for s in seqs]  # each continuation but its last token is fed; all of it is scored
+    offsets = [0]
+    for f in fed:
+        offsets.append(offsets[-1] + len(f))
+    extra = offsets[-1]
+    tail = torch.tensor([t for f in fed for t in f], dtype=torch.long, device=device)
+    length = pad.sum(-1, keepdim=True)  # each prompt's own length
+    positions = torch.cat([(pad.cumsum(-1) - 1).clamp(min=0),
+                           length + torch.tensor([k for f in fed for k in range(len(f))], device=device)], dim=1)
+    # Who sees whom: prompt tokens causally (never the padding); label tokens the whole prompt and
+    # their own label's earlier tokens; padding only itself (a row with no key at all would give NaN).
+    total = width + extra
+    see = torch.zeros((n_prompts, total, total), dtype=torch.bool, device=device)
+    causal = torch.ones((width, width), dtype=torch.bool, device=device).tril()
+    see[:, :width, :width] = causal & pad[:, None, :]
+    label_of = torch.tensor([j for j, f in enumerate(fed) for _ in f], device=device)
+    own = (label_of[:, None] == label_of[None, :]) & torch.ones((extra, extra), dtype=torch.bool, device=device).tril()
+    see[:, width:, :width] = pad[:, None, :]
+    see[:, width:, width:] = own
+    diag = torch.arange(total, device=device)
+    see[:, diag, diag] |= torch.cat([~pad, torch.zeros((n_prompts, extra), dtype=torch.bool, device=device)], 1)
+    dtype = next(model.parameters()).dtype
+    mask = torch.zeros(see.shape, dtype=dtype, device=device).masked_fill(~see, torch.finfo(dtype).min)[:, None]
+    keep = torch.arange(width - 1, total, device=device)  # the prompt's last position, then every fed token
+    out = model(input_ids=torch.cat([ids, tail.expand(n_prompts, -1)], dim=1), attention_mask=mask,
+                position_ids=positions, logits_to_keep=keep, use_cache=False)
+    logp = out.logits.float().log_softmax(-1)  # (B, 1 + extra, V)
+    totals = torch.zeros((n_prompts, len(seqs)), device=device)
     for j, s in enumerate(seqs):
-        n = len(s) - 1
-        fed[j, :n] = torch.tensor(s[:-1], device=device)
-        target[j, :n] = torch.tensor(s[1:], device=device)
-        real[j, :n] = 1
-    cache = first.past_key_values
-    cache.batch_repeat_interleave(n_labels)  # row b * L + j: prompt b, label j
-    # Continuation positions follow each prompt's own length (left padding does not count).
-    start = mask.sum(-1).repeat_interleave(n_labels)[:, None]
-    rows_mask = torch.cat([mask.repeat_interleave(n_labels, 0), real.repeat(n_prompts, 1)], dim=1)
-    # Right padding inside the continuation is harmless: a causal model never looks ahead, and the
-    # padded positions' scores are dropped below.
-    rest = model(input_ids=fed.repeat(n_prompts, 1), attention_mask=rows_mask,
-                 position_ids=start + torch.arange(width, device=device), past_key_values=cache, use_cache=True)
-    lp = rest.logits.float().log_softmax(-1).gather(-1, target.repeat(n_prompts, 1)[..., None])[..., 0]
-    return totals + (lp * real.repeat(n_prompts, 1)).sum(-1).view(n_prompts, n_labels)
+        # Token t of the continuation is predicted at index offsets[j] + t (index 0: the prompt's end).
+        at = [0] + [1 + offsets[j] + t for t in range(len(s) - 1)]
+        totals[:, j] = logp[:, at, :].gather(-1, torch.tensor(s, device=device).expand(n_prompts, -1)[..., None]
+                                             ).squeeze(-1).sum(-1)
+    return totals
 
 
 def top_two(scored: dict | None) -> dict:

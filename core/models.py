@@ -185,7 +185,8 @@ def load_model(name: str, workspace: str | Path, device: str = "auto", adapter: 
     device = pick_device(device)
     location = resolve_model(name, workspace)
     if dtype is None:
-        dtype = torch.bfloat16 if device == "cuda" and use_bf16(device) else torch.float32
+        # bf16 wherever it runs: on a bf16 CPU it doubles the speed of the matrix products.
+        dtype = torch.bfloat16 if use_bf16(device) else torch.float32
     try:
         tokenizer = load_tokenizer(location)
         model = AutoModelForCausalLM.from_pretrained(location, dtype=dtype, use_safetensors=True,

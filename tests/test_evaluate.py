@@ -179,7 +179,9 @@ def test_label_scoring_picks_the_label_with_the_highest_log_likelihood(tiny_mode
     from core.label_scoring import score_labels, top_two
     from core.models import load_model
 
-    model, tok, _ = load_model(str(tiny_model_dir), tiny_model_dir, "cpu")
+    import torch
+
+    model, tok, _ = load_model(str(tiny_model_dir), tiny_model_dir, "cpu", dtype=torch.float32)  # exact sums
     labels = ["games", "math", "science fiction", "web", "gamesx"]  # 1 to 3 tokens, one a prefix of another
     seqs = label_sequences(tok, labels)
     assert len({len(s) for s in seqs}) > 1 and all(s[-1] == tok.eos_token_id for s in seqs)
