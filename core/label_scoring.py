@@ -17,6 +17,10 @@ from typing import Callable
 from core.generate import label_sequences
 
 DEFAULT_BATCH_SIZE = 8
+# Most tokens (prompts × the longest of them) one pass holds: a 5,000-token description then runs
+# alone instead of padding seven short prompts to its length (a shared eval row that long stalled
+# a batch for minutes).
+TOKENS_PER_PASS = 2048
 
 
 def score_labels(model, tokenizer, prompts: list[str], labels: list[str], batch_size: int = DEFAULT_BATCH_SIZE,
@@ -39,12 +43,17 @@ def score_labels(model, tokenizer, prompts: list[str], labels: list[str], batch_
     seqs = label_sequences(tokenizer, labels)
     device = next(model.parameters()).device
     tokenizer.padding_side = "left"
-    per_batch = max(1, batch_size)
-    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))  # similar lengths pad little
+    lengths = [len(ids) for ids in tokenizer(prompts).input_ids]
+    order = sorted(range(len(prompts)), key=lambda i: lengths[i])  # similar lengths pad little
+    batches: list[list[int]] = []
+    for i in order:  # ascending lengths: the row joining a batch is its longest
+        if batches and len(batches[-1]) < batch_size and (len(batches[-1]) + 1) * lengths[i] <= TOKENS_PER_PASS:
+            batches[-1].append(i)
+        else:
+            batches.append([i])
     out: list[dict | None] = [None] * len(prompts)
     done, t0 = 0, time.perf_counter()
-    for start in range(0, len(order), per_batch):
-        idx = order[start:start + per_batch]
+    for idx in batches:
         try:
             with torch.inference_mode():
                 totals = _batch_logliks(model, tokenizer, [prompts[i] for i in idx], seqs, device)
