@@ -16,6 +16,7 @@ from core.config import (
     ConfigError,
     TuneConfig,
     base_learning_rate,
+    default_eval_every,
     recommend_dpo_steps,
     recommend_steps,
 )
@@ -170,7 +171,7 @@ def settings_card(ws: Path, data: dict) -> dict:
                                        help=f"learning_rate_multiplier: 1.0 stands for a learning rate of "
                                             f"{base_lr:g}, the {'DPO' if dpo else 'supervised'} default for "
                                             f"{'this model' if parameters else 'a model of unknown size'}.")
-        eval_every = c[3].number_input("Eval every (steps)", 1, 100_000, value=min(20, int(steps)), step=5,
+        eval_every = c[3].number_input("Eval every (steps)", 1, 100_000, value=default_eval_every(int(steps)), step=5,
                                        key=f"tune_eval_every::{int(steps)}",
                                        help="How often the eval loss is computed and a checkpoint saved.")
         size = f" for a {parameters / 1e6:,.0f}M-parameter model" if parameters else ""

@@ -314,7 +314,8 @@ def test_base_pane_really_runs_without_the_adapter(workspace, tiny_model_dir, ti
 
     run_dir = runs.create_run(workspace, tiny_config(tiny_model_dir, *tiny_classification, steps=3))
     run_tuning(run_dir)
-    shared, _, _ = load_model(str(tiny_model_dir), workspace, "cpu", adapter=run_dir / "adapter")
+    shared, _, _ = load_model(str(tiny_model_dir), workspace, "cpu", adapter=run_dir / "adapter",
+                                dtype=torch.float32)  # exact comparison with the fp32 reference
     plain = AutoModelForCausalLM.from_pretrained(tiny_model_dir).eval()
     x = torch.tensor([[5, 17, 42, 7, 99]])
     with torch.no_grad():
@@ -347,8 +348,9 @@ def test_dpo_on_top_of_a_supervised_run(workspace, tiny_model_dir, tiny_classifi
     merged = resolve_model(f"run:{sft.name}", workspace)
     assert merged.endswith(f"merged-{sft.name}")
     # The merged base equals the supervised run (base + adapter) on the same input.
-    tuned, _, _ = load_model(str(tiny_model_dir), workspace, "cpu", adapter=sft / "adapter")
-    plain, _, _ = load_model(f"run:{sft.name}", workspace, "cpu")
+    exact = torch.float32  # compared to 1e-4: not in bf16
+    tuned, _, _ = load_model(str(tiny_model_dir), workspace, "cpu", adapter=sft / "adapter", dtype=exact)
+    plain, _, _ = load_model(f"run:{sft.name}", workspace, "cpu", dtype=exact)
     x = torch.tensor([[3, 14, 15, 92]])
     with torch.no_grad():
         assert torch.allclose(tuned(x).logits, plain(x).logits, atol=1e-4)

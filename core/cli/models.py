@@ -199,7 +199,7 @@ def add_parsers(sub, common) -> None:
     t.add_argument("--lora-alpha", type=int)
     t.add_argument("--batch-size", type=int, default=8)
     t.add_argument("--max-seq-length", type=int, default=512)
-    t.add_argument("--eval-every", type=int, default=20)
+    t.add_argument("--eval-every", type=int, help="steps between eval passes (default: three a run)")
     t.add_argument("--input-column")
     t.add_argument("--output-column")
     t.add_argument("--device", default="auto", choices=DEVICES)
