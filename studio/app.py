@@ -2,7 +2,7 @@
 import streamlit as st
 from streamlit.runtime.scriptrunner import RerunException, StopException
 
-from studio import ui
+from studio import queue_views, ui
 
 st.set_page_config(page_title="Tuning Studio", page_icon=":material/tune:", layout="wide")
 page = st.navigation([
@@ -14,6 +14,8 @@ page = st.navigation([
     st.Page("app_pages/preferences.py", title="Preferences", icon=":material/thumbs_up_down:"),
 ])
 ui.sidebar()
+with st.sidebar:  # on every page: what runs in the background, and where to see it
+    queue_views.sidebar_work(ui.workspace())
 try:
     page.run()
 except (RerunException, StopException):  # st.rerun / st.stop / st.switch_page: Streamlit's control flow

@@ -112,6 +112,8 @@ def confusion_figure(cm: dict) -> go.Figure:
     rows = labels
     if labels and labels[-1].startswith("(") and not any(matrix[-1]):  # nothing is truly off-label
         rows, matrix = labels[:-1], matrix[:-1]
+    if labels and labels[-1].startswith("(") and not any(r[-1] for r in matrix):  # no answer was off-label
+        labels, matrix = labels[:-1], [r[:-1] for r in matrix]
     text = [[str(v) if v else "" for v in row] for row in matrix]  # zeros left blank: easier to read
     fig = go.Figure(go.Heatmap(z=matrix, x=labels, y=rows, colorscale=[[0, "#FFFFFF"], [1, PRIMARY]],
                                text=text, texttemplate="%{text}", xgap=1, ygap=1, showscale=False,

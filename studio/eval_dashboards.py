@@ -168,11 +168,14 @@ def show_evaluation(ws: Path, entry: dict) -> None:
     task = metrics.get("task")
     with st.container(border=True):
         head, badge = st.columns([5, 1], vertical_alignment="center")
-        who = f"base vs tuned run `{metrics['run_id']}`" if metrics.get("run_id") else "base model only"
+        # An evaluation of a run lives in runs/<id>/evals/<eval>: the run is called by its name there.
+        who = f"base vs tuned run **{runs.display_name(Path(out_dir).parent.parent)}**" \
+            if metrics.get("run_id") else "base model only"
         head.markdown(f"**{TASK_NAMES.get(task, task)}** on `{Path(metrics.get('data', '')).name}` · "
                       f"{metrics.get('rows')} rows · {who}")
         speed = f" · {metrics['rows_per_second']:.2f} answers/s" if metrics.get("rows_per_second") else ""
-        head.caption(f"Model {metrics.get('model') or BUNDLED_MODEL} · {metrics.get('created', '')}{speed} · "
+        created = str(metrics.get("created", ""))[:16].replace("T", " ")
+        head.caption(f"Model {metrics.get('model') or BUNDLED_MODEL} · {created}{speed} · "
                      f"`{out_dir}`  \n{mode_sentence(metrics)}")
         with badge:
             ui.status_badge("succeeded")

@@ -63,3 +63,21 @@ def live_queue(ws: Path) -> None:
     queue_panel(ws)
     if not job_queue.queue(ws):
         st.rerun()
+
+
+@st.fragment(run_every=5)
+def sidebar_work(ws: Path) -> None:
+    """Background work, in the sidebar of every page: what computes now (phase, progress, time left) and
+    how much waits, with a way to the Runs page where each job has its card."""
+    view = queue_overview.overview(ws)
+    if not view["running"] and not view["waiting"]:
+        return
+    lines = []
+    for j in view["running"]:
+        left = f" · about {ui.fmt_duration(j['remaining_s'])} left" if j.get("remaining_s") else ""
+        phase = f" · {j['phase']}" if j.get("phase") else ""
+        lines.append(f":material/sync: **{j['name']}**  \n{j['kind_name']} · {j['progress']}{phase}{left}")
+    if view["waiting"]:
+        lines.append(f":material/schedule: {len(view['waiting'])} waiting in the queue")
+    st.caption("**Background work**  \n" + "  \n".join(lines))
+    st.page_link("app_pages/runs.py", label="Runs and jobs", icon=":material/history:")

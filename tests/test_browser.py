@@ -294,7 +294,7 @@ def test_a_newcomers_journey_in_chromium(serve, tiny_model_dir, tmp_path):  # no
             print("evaluation progress seen:", seen)
             expect(j.metric("Accuracy")).to_contain_text(re.compile(r"\d+\.\d%"))
             expect(j.metric("Macro F1")).to_contain_text(re.compile(r"\d+\.\d%"))
-            expect(page.get_by_text(re.compile(r"5 rows · base vs tuned run"))).to_be_visible()
+            expect(page.get_by_text(re.compile(r"5 rows · base vs tuned run tiny-a"))).to_be_visible()
             expect(j.live().get_by_role("combobox", name="Evaluation", exact=True)).to_have_value(re.compile("tiny-a"))
             expect(page.get_by_text("Per-label metrics")).to_be_visible()
             j.shot("evaluate-dashboard")

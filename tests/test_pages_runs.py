@@ -365,3 +365,18 @@ def test_playground_says_when_a_job_runs_beside_it(ws):
     runs.write_json(ws / "queue.json", {"waiting": [], "started": [{"job": f"runs/{running.name}", "device": "cpu"}]})
     at = open_page("playground")
     assert any("A job is running on this machine (tuning)" in c.value for c in at.caption)
+
+
+def test_every_page_shows_background_work_in_the_sidebar(ws, launches):
+    busy = make_run(ws, "busy", state="running", pid=os.getpid())
+    waiting = make_run(ws, "next one", state="queued")
+    device = job_queue.default_device()
+    runs.write_json(ws / "queue.json", {"started": [{"job": f"runs/{busy.name}", "device": device}],
+                                        "waiting": [{"job": f"runs/{waiting.name}", "device": device}]})
+    for page in ("datasets", "playground", "preferences"):
+        at = open_page(page)
+        work = next(c.value for c in at.sidebar.caption if "Background work" in c.value)
+        assert "**busy**" in work and "Tuning" in work and "1 waiting" in work, work
+    runs.write_json(ws / "queue.json", {"started": [], "waiting": []})  # nothing runs or waits: no word of it
+    at = open_page("datasets")
+    assert not any("Background work" in c.value for c in at.sidebar.caption)
