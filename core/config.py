@@ -172,14 +172,11 @@ class TuneConfig(JobConfig):
                             hint="Add examples (100+ are recommended).")
         labels = list(labels or []) if task == "classification" else []
         batch = settings.get("batch_size", cls.batch_size)
-        base = base_learning_rate("sft", parameters)
         steps = steps or recommend_steps(task, rows, batch)[0]
-        settings["eval_every"] = settings.get("eval_every") or default_eval_every(steps)
         return cls(task=task, train_file=train_file, labels=labels, method="sft",
-                   template=template or default_template(task, labels),
-                   max_iterations=steps, base_learning_rate=base,
-                   learning_rate=learning_rate or base * (learning_rate_multiplier or 1.0),
-                   lora=LoraSettings(rank=lora_rank, alpha=lora_alpha or 2 * lora_rank), **settings)
+                   template=template or default_template(task, labels), max_iterations=steps,
+                   **_rates_and_adapter("sft", parameters, learning_rate, learning_rate_multiplier, lora_rank,
+                                        lora_alpha, steps, settings))
 
     @classmethod
     def dpo(cls, *, task: str, pairs: int, preference_queue: str | None = None, train_file: str | None = None,
@@ -196,13 +193,10 @@ class TuneConfig(JobConfig):
                             hint="Label more pairs (ties and both-bad are left out).")
         batch = settings.get("batch_size", cls.batch_size)
         steps = steps or recommend_dpo_steps(pairs, batch)
-        settings["eval_every"] = settings.get("eval_every") or default_eval_every(steps)
         return cls(task=task, train_file=train_file or f"queue:{preference_queue}", method="dpo",
-                   preference_queue=preference_queue, template=template or DPO_TEMPLATE,
-                   max_iterations=steps,
-                   base_learning_rate=DPO_LEARNING_RATE,
-                   learning_rate=learning_rate or DPO_LEARNING_RATE * (learning_rate_multiplier or 1.0),
-                   lora=LoraSettings(rank=lora_rank, alpha=lora_alpha or 2 * lora_rank), **settings)
+                   preference_queue=preference_queue, template=template or DPO_TEMPLATE, max_iterations=steps,
+                   **_rates_and_adapter("dpo", parameters, learning_rate, learning_rate_multiplier, lora_rank,
+                                        lora_alpha, steps, settings))
 
     def to_dict(self) -> dict[str, Any]:
         return {**super().to_dict(), "learning_rate_multiplier": self.learning_rate_multiplier}
@@ -232,6 +226,17 @@ class GenerationConfig:
         _check(0 < self.top_p <= 1, f"top_p must be in (0, 1], got {self.top_p!r}")
         _check(self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size!r}")
         self.stop_sequences = [s for s in self.stop_sequences if s]
+
+
+def _rates_and_adapter(method: str, parameters: int | None, rate: float | None, multiplier: float | None,
+                       lora_rank: int, lora_alpha: int | None, steps: int, settings: dict) -> dict:
+    """The request's settings completed with what both methods default alike: an explicit rate wins,
+    else the multiplier (default 1.0) times the base rate for the method and model size; alpha 2r;
+    three eval passes a run."""
+    base = base_learning_rate(method, parameters)
+    return {**settings, "base_learning_rate": base, "learning_rate": rate or base * (multiplier or 1.0),
+            "lora": LoraSettings(rank=lora_rank, alpha=lora_alpha or 2 * lora_rank),
+            "eval_every": settings.get("eval_every") or default_eval_every(steps)}
 
 
 def base_learning_rate(method: str, parameters: int | None = None) -> float:

@@ -7,11 +7,11 @@ from pathlib import Path
 
 from core import runs
 from core.config import BUNDLED_MODEL
+from core.models import RUN_MODEL_PREFIX
 from core.names import CONFIG_FILE
 
 # SmolLM2-135M-Instruct: hidden 576, 30 layers, 9 query / 3 key-value heads, MLP 1536, tied 49,152 words.
 BUNDLED_PARAMETERS = 134_515_008
-RUN_PREFIX = "run:"
 
 
 def parameters_from_config(config: dict) -> int | None:
@@ -51,13 +51,13 @@ def parameter_estimate(model: str | None, workspace: str | Path) -> int | None:
     model = (model or BUNDLED_MODEL).strip()
     if model == BUNDLED_MODEL:
         return BUNDLED_PARAMETERS
-    if model.startswith(RUN_PREFIX):
+    if model.startswith(RUN_MODEL_PREFIX):
         try:
-            run_config = runs.read_json(runs.run_path(workspace, model[len(RUN_PREFIX):]) / CONFIG_FILE)
+            run_config = runs.read_json(runs.run_path(workspace, model[len(RUN_MODEL_PREFIX):]) / CONFIG_FILE)
         except (OSError, ValueError):
             return None
         base = run_config.get("model") if isinstance(run_config, dict) else None
-        return parameter_estimate(base, workspace) if base and not base.startswith(RUN_PREFIX) else None
+        return parameter_estimate(base, workspace) if base and not base.startswith(RUN_MODEL_PREFIX) else None
     try:
         config = _config_of(model)
     except (OSError, ValueError):

@@ -12,7 +12,7 @@ from datetime import datetime
 from pathlib import Path
 
 from core import job_queue, jobs, runs
-from core.config import recorded_eval_mode, resolve_eval_mode
+from core.config import ConfigError, EvalConfig, recorded_eval_mode
 from core.evaluate import list_evaluations
 from core.names import ACTIVE_STATES, JOB_KIND_NAMES
 
@@ -54,9 +54,10 @@ def expected_seconds(workspace: Path, kind: str, config: dict) -> float | None:
         per_step = step_seconds(workspace, config)
         return per_step * int(config.get("max_iterations") or 0) if per_step else None
     if kind == "evaluate":  # same mode too: scoring labels is many times faster than generating
-        task = config.get("task", "")
-        mode = resolve_eval_mode(task, config.get("mode") or  # job.json from before modes: constrained or auto
-                                 ("constrained" if config.get("constrained") and task == "classification" else "auto"))
+        try:  # the config reads older job.json files (constrained: true, no mode) as it always has
+            mode = EvalConfig.from_dict(config).mode
+        except (ConfigError, TypeError):  # a damaged job.json: no estimate, never a broken page
+            return None
         for e in list_evaluations(workspace):
             metrics = runs.read_json(Path(e["dir"]) / "metrics.json", {}) or {}
             if metrics.get("rows_per_second") and (metrics.get("run_id") or None) == (config.get("run_id") or None) \
