@@ -279,8 +279,10 @@ def test_a_newcomers_journey_in_chromium(serve, tiny_model_dir, tmp_path):  # no
             page.get_by_role("button", name="Try an example from the run's data").click()
             expect(page.get_by_text("Expected answer in the data:")).to_be_visible()
             page.get_by_role("button", name="Generate").click()
-            expect(page.get_by_role("button", name="Save pair")).to_be_enabled(timeout=60_000)
-            page.get_by_role("button", name="Save pair").click()
+            # the first answer's (disabled) button stays on the page, marked stale, until the new one renders
+            save = j.live().get_by_role("button", name="Save pair")
+            expect(save).to_be_enabled(timeout=60_000)
+            save.click()
             expect(page.get_by_text("Saved to queue playground (item 2).")).to_be_visible()
             j.done("playground")
 
