@@ -8,7 +8,8 @@ labels that are prefixes of others ("games" vs "gamesx"): "games" must also *sto
 
 The prompt and every label's continuation run in one forward pass, each label seeing only the prompt and
 itself (a 4D attention mask; see _batch_logliks). Prompts of similar length are batched (left padding,
-position ids from the mask), so padding does not change a number."""
+position ids from the mask), so padding does not change a number. The tokens all prompts share (the chat
+preamble and the instruction naming the labels) run once per call, not once per row."""
 from __future__ import annotations
 
 import time
@@ -42,8 +43,9 @@ def score_labels(model, tokenizer, prompts: list[str], labels: list[str], batch_
     labels = list(dict.fromkeys(labels))
     seqs = label_sequences(tokenizer, labels)
     device = next(model.parameters()).device
-    tokenizer.padding_side = "left"
-    lengths = [len(ids) for ids in tokenizer(prompts).input_ids]
+    ids = tokenizer(prompts).input_ids if prompts else []
+    shared = _shared_prefix(ids)
+    lengths = [len(row) - shared for row in ids]
     order = sorted(range(len(prompts)), key=lambda i: lengths[i])  # similar lengths pad little
     batches: list[list[int]] = []
     for i in order:  # ascending lengths: the row joining a batch is its longest
@@ -53,10 +55,13 @@ def score_labels(model, tokenizer, prompts: list[str], labels: list[str], batch_
             batches.append([i])
     out: list[dict | None] = [None] * len(prompts)
     done, t0 = 0, time.perf_counter()
+    with torch.inference_mode():
+        prefix = _prefix_cache(model, ids[0][:shared], device) if shared else None
     for idx in batches:
         try:
             with torch.inference_mode():
-                totals = _batch_logliks(model, tokenizer, [prompts[i] for i in idx], seqs, device)
+                totals = _batch_logliks(model, [ids[i][shared:] for i in idx], seqs, device, prefix, shared,
+                                        tokenizer.pad_token_id or 0)
         except RuntimeError as e:
             if not keep_going:
                 raise
@@ -69,11 +74,32 @@ def score_labels(model, tokenizer, prompts: list[str], labels: list[str], batch_
         if progress:
             progress(done, len(prompts))
     if stats is not None:
-        stats.update(seconds=time.perf_counter() - t0)
+        stats.update(seconds=time.perf_counter() - t0, shared_prefix_tokens=shared)
     return out
 
 
-def _batch_logliks(model, tokenizer, prompts: list[str], seqs: list[list[int]], device):
+def _shared_prefix(ids: list[list[int]]) -> int:
+    """Tokens every prompt starts with (the chat preamble and the instruction with its label list: 80 of
+    the shared classification rows' ~200), less one, so each row keeps its last prompt token, whose
+    logits score every label's first token."""
+    if len(ids) < 2:
+        return 0
+    first, n = ids[0], min(len(row) for row in ids) - 1
+    for row in ids[1:]:
+        while n > 0 and row[:n] != first[:n]:
+            n = next((k for k in range(min(n, len(row))) if row[k] != first[k]), n - 1)
+    return max(0, n)
+
+
+def _prefix_cache(model, prefix_ids: list[int], device):
+    """The shared prefix's keys and values, computed once per evaluation and copied into each batch."""
+    import torch
+
+    return model(input_ids=torch.tensor([prefix_ids], device=device), use_cache=True).past_key_values
+
+
+def _batch_logliks(model, rows: list[list[int]], seqs: list[list[int]], device, prefix=None, shared: int = 0,
+                   pad_id: int = 0):
     """(prompts × labels) tensor of summed continuation log-probabilities, in one forward pass.
 
     Each row is [left padding][prompt][label 1's fed tokens][label 2's]…: every label's tokens follow
@@ -81,20 +107,24 @@ def _batch_logliks(model, tokenizer, prompts: list[str], seqs: list[list[int]], 
     and a 4D mask lets each of them see the prompt and the earlier tokens of its own label only. So the
     prompt runs once and no cache is copied per label (a copy per label cost more than the scoring).
     Left padding gives every row the same layout: the logits needed (the prompt's last position, then
-    every fed token) sit at the same indices in each row, and only those go through the LM head."""
+    every fed token) sit at the same indices in each row, and only those go through the LM head.
+    With a `prefix` cache (the `shared` first tokens of every prompt, already run), `rows` are the rest of
+    each prompt: every query also sees the prefix, and positions start after it."""
+    import copy
+
     import torch
 
-    enc = tokenizer(prompts, return_tensors="pt", padding=True).to(device)
-    ids, pad = enc["input_ids"], enc["attention_mask"].bool()
-    n_prompts, width = ids.shape
+    n_prompts, width = len(rows), max(len(r) for r in rows)
+    ids = torch.tensor([[pad_id] * (width - len(r)) + r for r in rows], dtype=torch.long, device=device)
+    pad = torch.tensor([[False] * (width - len(r)) + [True] * len(r) for r in rows], device=device)
     fed = [s[:-1] for s in seqs]  # each continuation but its last token is fed; all of it is scored
     offsets = [0]
     for f in fed:
         offsets.append(offsets[-1] + len(f))
     extra = offsets[-1]
     tail = torch.tensor([t for f in fed for t in f], dtype=torch.long, device=device)
-    length = pad.sum(-1, keepdim=True)  # each prompt's own length
-    positions = torch.cat([(pad.cumsum(-1) - 1).clamp(min=0),
+    length = shared + pad.sum(-1, keepdim=True)  # each prompt's own length
+    positions = torch.cat([shared + (pad.cumsum(-1) - 1).clamp(min=0),
                            length + torch.tensor([k for f in fed for k in range(len(f))], device=device)], dim=1)
     # Who sees whom: prompt tokens causally (never the padding); label tokens the whole prompt and
     # their own label's earlier tokens; padding only itself (a row with no key at all would give NaN).
@@ -108,11 +138,16 @@ def _batch_logliks(model, tokenizer, prompts: list[str], seqs: list[list[int]], 
     see[:, width:, width:] = own
     diag = torch.arange(total, device=device)
     see[:, diag, diag] |= torch.cat([~pad, torch.zeros((n_prompts, extra), dtype=torch.bool, device=device)], 1)
+    cache = None
+    if prefix is not None:  # everyone sees the prefix (padding too: harmless, its outputs are never read)
+        see = torch.cat([torch.ones((n_prompts, total, shared), dtype=torch.bool, device=device), see], dim=2)
+        cache = copy.deepcopy(prefix)  # the forward pass appends to it
+        cache.batch_repeat_interleave(n_prompts)
     dtype = next(model.parameters()).dtype
     mask = torch.zeros(see.shape, dtype=dtype, device=device).masked_fill(~see, torch.finfo(dtype).min)[:, None]
     keep = torch.arange(width - 1, total, device=device)  # the prompt's last position, then every fed token
     out = model(input_ids=torch.cat([ids, tail.expand(n_prompts, -1)], dim=1), attention_mask=mask,
-                position_ids=positions, logits_to_keep=keep, use_cache=False)
+                position_ids=positions, logits_to_keep=keep, past_key_values=cache, use_cache=cache is not None)
     logp = out.logits.float().log_softmax(-1)  # (B, 1 + extra, V)
     totals = torch.zeros((n_prompts, len(seqs)), device=device)
     for j, s in enumerate(seqs):

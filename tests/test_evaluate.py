@@ -187,7 +187,9 @@ def test_label_scoring_picks_the_label_with_the_highest_log_likelihood(tiny_mode
     assert len({len(s) for s in seqs}) > 1 and all(s[-1] == tok.eos_token_id for s in seqs)
     prompts = [f"<|im_start|>user\nClassify: {'a long text ' * n}{n}<|im_end|>\n<|im_start|>assistant\n"
                for n in (1, 9, 4, 15)]  # different lengths: left padding in a batch
-    batched = score_labels(model, tok, prompts, labels, batch_size=4)
+    stats = {}
+    batched = score_labels(model, tok, prompts, labels, batch_size=4, stats=stats)
+    assert stats["shared_prefix_tokens"] >= 5  # "<|im_start|>user\nClassify: a long text" ran once, as a cache
     alone = [score_labels(model, tok, [p], labels, batch_size=1)[0] for p in prompts]
     for prompt, b, a in zip(prompts, batched, alone):
         hand = {label: hand_loglik(model, tok, prompt, s) for label, s in zip(labels, seqs)}
