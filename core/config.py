@@ -289,6 +289,9 @@ class EvalConfig(JobConfig):
     """auto, cpu, cuda or mps."""
     seed: int = 0
     """Seed of the bootstrap intervals."""
+    score_base: bool = True
+    """With run_id: also score the run's base model on the same rows, for the comparison. False scores the
+    tuned run alone (ML.EVALUATE scores only the model it names)."""
 
     def __post_init__(self):
         _check(bool(self.data), "data (the eval file) is required")

@@ -42,8 +42,9 @@ def default_generation(task: str, tokenizer, labels: list[str]) -> GenerationCon
 
 def run_evaluation(workspace: str | Path, cfg: EvalConfig, out_dir: str | Path,
                    progress: Callable[[int, int], None] | None = None) -> dict:
-    """Evaluate the base model (and, with cfg.run_id, the tuned run on the same rows). Writes
-    metrics.json and predictions.jsonl (with per-row scores) into out_dir; returns {"base": …, "tuned": …}.
+    """Evaluate the base model (and, with cfg.run_id, the tuned run on the same rows; the tuned run alone
+    when cfg.score_base is False). Writes metrics.json and predictions.jsonl (with per-row scores) into
+    out_dir; returns {"base": …, "tuned": …}.
     progress(done, total) is called as answers come in."""
     run_dir = runs.run_path(workspace, cfg.run_id) if cfg.run_id else None
     if run_dir is not None and not (run_dir / ADAPTER_DIR).is_dir():
@@ -58,7 +59,8 @@ def run_evaluation(workspace: str | Path, cfg: EvalConfig, out_dir: str | Path,
     template = template_for(run_cfg.to_dict() if run_cfg else None, cfg.task, labels, cfg.template)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    total = (2 if run_dir else 1) * len(rows)
+    both = run_dir is not None and cfg.score_base  # a run's base model too, or the one model named
+    total = (2 if both else 1) * len(rows)
     done = [0]
 
     def answers_of(lm, tokenizer, prompts, gen, only) -> tuple[list[str | None], list[dict | None] | None]:
@@ -89,8 +91,9 @@ def run_evaluation(workspace: str | Path, cfg: EvalConfig, out_dir: str | Path,
     answers, scored = {}, {}
     started = time.perf_counter()
     if run_dir:
-        with lm.disable_adapter():
-            answers["base"], scored["base"] = answers_of(lm, tokenizer, prompts, gen, only)
+        if both:
+            with lm.disable_adapter():
+                answers["base"], scored["base"] = answers_of(lm, tokenizer, prompts, gen, only)
         answers["tuned"], scored["tuned"] = answers_of(lm, tokenizer, prompts, gen, only)
     else:
         answers["base"], scored["base"] = answers_of(lm, tokenizer, prompts, gen, only)
@@ -126,7 +129,7 @@ def write_predictions(path: Path, task: str, rows: list[dict], answers: dict, sc
                     row[f"{name}_label"] = parse_label(a[i], labels)
                 if scored.get(name):
                     row.update({f"{name}_{k}": v for k, v in top_two(scored[name][i]).items()})
-            if "tuned" in answers:
+            if "tuned" in answers and "base" in answers:
                 row["delta"], row["change"] = row_change(row["base_score"], row["tuned_score"])
             f.write(json.dumps(row, ensure_ascii=False) + "\n")
 

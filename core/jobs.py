@@ -7,6 +7,7 @@ Where each kind lives in the workspace:
   estimate    estimates/<id>/           (a few real steps, timings kept, weights not)
   evaluate    runs/<run>/evals/<id>/ or evals/<id>/   (metrics.json, predictions.jsonl)
   candidates  jobs/<id>/
+  sql         sql/jobs/<id>/            (a statement with ML functions over many rows; result.parquet, result.json)
 No torch here: the UI imports this module."""
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from typing import Callable
 from core import job_queue, runs
 from core.config import CandidatesConfig, EvalConfig, TuneConfig
 from core.names import CANCEL_FILE, CONFIG_FILE, ESTIMATES_DIR, EVALS_DIR, FINAL_STATES, JOB_FILE, JOB_FOLDERS, \
-    JOBS_DIR, STATUS_FILE
+    JOBS_DIR, SQL_JOBS_DIR, STATUS_FILE
 
 # A speed estimate is a real run of a few steps: measured, not guessed. Its first step is not counted
 # (it includes one-off set-up), so at least three.
@@ -71,6 +72,19 @@ def create_candidates(workspace: str | Path, config: CandidatesConfig) -> Path:
     job_dir = _new_folder(workspace / JOBS_DIR, "candidates", f"candidates for {config.queue}", "candidates")
     runs.update_status(job_dir, queue=config.queue)
     return _write_job(job_dir, workspace, "candidates", config.to_dict(), f"candidates for {config.queue}")
+
+
+def create_sql(workspace: str | Path, statement: str, *, allow_dirs=(), device: str = "auto",
+               total: int | None = None) -> Path:
+    """A SQL statement whose ML functions run over many rows, as a job (workspace/sql/jobs/<id>/). It
+    waits in the device queue of the model it uses, so it runs after that model's tuning run."""
+    workspace = Path(workspace).resolve()
+    code = [line for line in statement.splitlines() if not line.strip().startswith("--")]  # not its comments
+    name = " ".join(" ".join(code).split()) or "SQL statement"
+    name = name if len(name) <= 60 else name[:59] + "…"
+    job_dir = _new_folder(workspace / SQL_JOBS_DIR, "sql", name, "sql", total=total)
+    config = {"statement": statement, "allow_dirs": [str(d) for d in allow_dirs], "device": device}
+    return _write_job(job_dir, workspace, "sql", config, name)
 
 
 def read_job(job_dir: str | Path) -> dict:

@@ -15,9 +15,9 @@ METHOD_NAMES = {"sft": "Supervised", "dpo": "Preference (DPO)"}
 DEVICES = ("auto", "cpu", "cuda", "mps")
 
 # Every kind of background work is a job folder with job.json = {kind, config}; core.worker runs it.
-JOB_KINDS = ("tune", "estimate", "evaluate", "candidates")
+JOB_KINDS = ("tune", "estimate", "evaluate", "candidates", "sql")
 JOB_KIND_NAMES = {"tune": "Tuning", "estimate": "Speed trial", "evaluate": "Evaluation",
-                  "candidates": "Candidate pairs"}
+                  "candidates": "Candidate pairs", "sql": "SQL statement"}
 STATES = ("queued", "running", "succeeded", "failed", "cancelled")
 FINAL_STATES = ("succeeded", "failed", "cancelled")
 ACTIVE_STATES = ("queued", "running")
@@ -63,7 +63,10 @@ def check_name(value, what: str, max_len: int = 64) -> str:
 RUNS_DIR = "runs"
 ESTIMATES_DIR = "estimates"
 JOBS_DIR = "jobs"
+SQL_DIR = "sql"                      # the SQL workbench: its database, model names, history and jobs
+SQL_JOBS_DIR = f"{SQL_DIR}/jobs"
 QUEUE_FILE = "queue.json"
 # Where each kind's job folders are, as globs relative to the workspace (core.jobs creates them there).
 JOB_FOLDERS = {"tune": (f"{RUNS_DIR}/*",), "estimate": (f"{ESTIMATES_DIR}/*",),
-               "evaluate": (f"{RUNS_DIR}/*/{EVALS_DIR}/*", f"{EVALS_DIR}/*"), "candidates": (f"{JOBS_DIR}/*",)}
+               "evaluate": (f"{RUNS_DIR}/*/{EVALS_DIR}/*", f"{EVALS_DIR}/*"), "candidates": (f"{JOBS_DIR}/*",),
+               "sql": (f"{SQL_JOBS_DIR}/*",)}

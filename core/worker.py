@@ -72,6 +72,10 @@ def _dispatch(job_dir: Path, job: dict, worker: Worker):
         return run_tuning(job_dir, resume=resume, worker=worker)
     if kind == "evaluate":
         return run_evaluation(workspace, EvalConfig.from_dict(config), job_dir, progress=_progress(worker, job_dir))
+    if kind == "sql":
+        from core.sql.jobs import run_sql_job  # DuckDB and the SQL engine load for this kind only
+
+        return run_sql_job(job_dir, config, progress=_progress(worker, job_dir))
     if kind == "candidates":
         pairs = generate_candidates(workspace, CandidatesConfig.from_dict(config),
                                     progress=_progress(worker, job_dir))
