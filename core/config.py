@@ -1,8 +1,8 @@
-"""Typed settings for every kind of job (tuning, evaluation, candidate pairs) and for generation.
+"""Typed settings for every kind of job (tuning, evaluation, candidate pairs, teacher passes) and for generation.
 Validation lives in __post_init__ so a bad value fails where it is made (CLI flag, page widget or
 job.json), with a message that names it. A request (CLI flags, page widgets, later a SQL statement)
 becomes a config through one constructor per kind — TuneConfig.sft, TuneConfig.dpo, EvalConfig,
-CandidatesConfig — which holds that kind's defaults."""
+CandidatesConfig, TeacherPassConfig — which holds that kind's defaults."""
 from __future__ import annotations
 
 import dataclasses
@@ -134,6 +134,9 @@ class TuneConfig(JobConfig):
     """DPO: take the curated pairs of this labeling queue (else train_file holds preference pairs)."""
     base_learning_rate: float | None = None
     """The rate a multiplier of 1.0 stood for when the run was made (it depends on method and model size)."""
+    distilled_from: dict | None = None
+    """A distilled (student) run: the teacher and the teacher-pass job whose kept answers are its training
+    data, with the review's counts (core.distill_student); None for every other run."""
 
     def __post_init__(self):
         if isinstance(self.lora, dict):
@@ -362,6 +365,56 @@ class CandidatesConfig(JobConfig):
                f"max_output_tokens must be 1..8192, got {self.max_output_tokens!r}")
         _check(self.device in DEVICES, f"device must be {'/'.join(DEVICES)}, got {self.device!r}")
 
+
+@dataclass
+class TeacherPassConfig(JobConfig):
+    """A teacher pass, the first half of distillation: a teacher model answers every row of an unlabeled
+    prompt file and/or a labeled file (core.distill_teacher); a student run then learns the kept answers."""
+    teacher: str
+    """A base model (the bundled one, a hub id or a local folder) or `run:RUN_ID`, a tuned run asked
+    through its own template."""
+    task: str = "classification"
+    """classification (the answer is the best-scoring label, core.label_scoring), summarization or
+    text_generation (greedy generation)."""
+    prompts: str | None = None
+    """A file of prompts without answers (one text column: input_text / prompt / text)."""
+    labeled: str | None = None
+    """A labeled file (prompt → answer): its rows are answered too, their given label kept beside the
+    teacher's answer; for classification its labels are the label set unless `labels` is given."""
+    labels: list[str] = field(default_factory=list)
+    """The label set for classification (default: the labeled file's, else the teacher run's)."""
+    template: str | None = None
+    """The teacher's prompt template (default: a teacher run's own, else the task's)."""
+    input_column: str | None = None
+    """Column holding the prompt text; None means auto-detect."""
+    output_column: str | None = None
+    """Column of the labeled file holding the given answer; None means auto-detect."""
+    limit: int | None = None
+    """The first N rows only (prompt file first, then the labeled file)."""
+    batch_size: int = 8
+    """Rows answered together."""
+    max_output_tokens: int = 128
+    """Most new tokens per answer (generation tasks)."""
+    device: str = "auto"
+    """auto, cpu, cuda or mps."""
+    name: str = ""
+    """Optional human-readable name."""
+
+    def __post_init__(self):
+        _check(isinstance(self.teacher, str) and bool(self.teacher.strip()),
+               "teacher is required: a model name, a local model folder or run:RUN_ID")
+        _check(self.task in TASKS, f"task must be one of {', '.join(TASKS)}, got {self.task!r}")
+        _check(bool(self.prompts or self.labeled), "a teacher pass needs a prompt file, a labeled file or both")
+        _check(self.template is None or PLACEHOLDER in self.template,
+               f"template must contain the {PLACEHOLDER} placeholder")
+        _check(self.limit is None or (isinstance(self.limit, int) and self.limit >= 1),
+               f"limit must be at least 1, got {self.limit!r}")
+        _check(isinstance(self.batch_size, int) and self.batch_size >= 1,
+               f"batch_size must be >= 1, got {self.batch_size!r}")
+        _check(1 <= self.max_output_tokens <= 8192,
+               f"max_output_tokens must be 1..8192, got {self.max_output_tokens!r}")
+        _check(self.device in DEVICES, f"device must be {'/'.join(DEVICES)}, got {self.device!r}")
+        self.labels = list(dict.fromkeys(str(x) for x in self.labels or []))
 
 
 def recommend_steps(task: str, n_rows: int, batch_size: int, epochs: float | None = None) -> tuple[int, str]:

@@ -8,6 +8,7 @@ Where each kind lives in the workspace:
   evaluate    runs/<run>/evals/<id>/ or evals/<id>/   (metrics.json, predictions.jsonl)
   candidates  jobs/<id>/
   sql         sql/jobs/<id>/            (a statement with ML functions over many rows; result.parquet, result.json)
+  teacher_pass distill/<id>/            (distillation: answers.jsonl, teacher.json, review.json, student_data/)
 No torch here: the UI imports this module."""
 from __future__ import annotations
 
@@ -16,9 +17,9 @@ from pathlib import Path
 from typing import Callable
 
 from core import job_queue, runs
-from core.config import CandidatesConfig, EvalConfig, TuneConfig
-from core.names import CANCEL_FILE, CONFIG_FILE, ESTIMATES_DIR, EVALS_DIR, FINAL_STATES, JOB_FILE, JOB_FOLDERS, \
-    JOBS_DIR, SQL_JOBS_DIR, STATUS_FILE
+from core.config import CandidatesConfig, EvalConfig, TeacherPassConfig, TuneConfig
+from core.names import CANCEL_FILE, CONFIG_FILE, DISTILL_DIR, ESTIMATES_DIR, EVALS_DIR, FINAL_STATES, JOB_FILE, \
+    JOB_FOLDERS, JOBS_DIR, SQL_JOBS_DIR, STATUS_FILE
 
 # A speed estimate is a real run of a few steps: measured, not guessed. Its first step is not counted
 # (it includes one-off set-up), so at least three.
@@ -72,6 +73,15 @@ def create_candidates(workspace: str | Path, config: CandidatesConfig) -> Path:
     job_dir = _new_folder(workspace / JOBS_DIR, "candidates", f"candidates for {config.queue}", "candidates")
     runs.update_status(job_dir, queue=config.queue)
     return _write_job(job_dir, workspace, "candidates", config.to_dict(), f"candidates for {config.queue}")
+
+
+def create_teacher_pass(workspace: str | Path, config: TeacherPassConfig) -> Path:
+    """A teacher pass's folder (workspace/distill/<id>/), queued: the teacher answers every row, and a
+    student run is made from the kept answers afterwards (core.distill_student)."""
+    workspace = Path(workspace).resolve()
+    name = config.name or f"teacher pass · {config.teacher}"
+    job_dir = _new_folder(workspace / DISTILL_DIR, "teacher", name, "teacher_pass")
+    return _write_job(job_dir, workspace, "teacher_pass", config.to_dict(), name)
 
 
 def create_sql(workspace: str | Path, statement: str, *, allow_dirs=(), device: str = "auto",
@@ -130,12 +140,14 @@ def cancel_requested(job_dir: str | Path) -> bool:
 
 
 def resume(run_dir: str | Path) -> str:
-    """Go on from a failed or cancelled run's last checkpoint to the same final step, through the queue."""
+    """Go on from a failed or cancelled run's last checkpoint to the same final step, through the queue.
+    A teacher pass needs no checkpoint: its answers file is read back and only the rows not yet answered
+    are answered."""
     run_dir = Path(run_dir)
     status = runs.read_status(run_dir)
     if status.get("state") not in ("failed", "cancelled"):
         raise ValueError(f"run {run_dir.name} is {status.get('state')}; only failed or cancelled runs resume")
-    if runs.last_checkpoint(run_dir) is None:
+    if read_job(run_dir).get("kind") != "teacher_pass" and runs.last_checkpoint(run_dir) is None:
         raise ValueError(f"run {run_dir.name} has no checkpoint yet (one is saved every `eval_every` steps "
                          "and on cancel); start it again instead")
     (run_dir / CANCEL_FILE).unlink(missing_ok=True)

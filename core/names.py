@@ -15,9 +15,9 @@ METHOD_NAMES = {"sft": "Supervised", "dpo": "Preference (DPO)"}
 DEVICES = ("auto", "cpu", "cuda", "mps")
 
 # Every kind of background work is a job folder with job.json = {kind, config}; core.worker runs it.
-JOB_KINDS = ("tune", "estimate", "evaluate", "candidates", "sql")
+JOB_KINDS = ("tune", "estimate", "evaluate", "candidates", "sql", "teacher_pass")
 JOB_KIND_NAMES = {"tune": "Tuning", "estimate": "Speed trial", "evaluate": "Evaluation",
-                  "candidates": "Candidate pairs", "sql": "SQL statement"}
+                  "candidates": "Candidate pairs", "sql": "SQL statement", "teacher_pass": "Teacher pass"}
 STATES = ("queued", "running", "succeeded", "failed", "cancelled")
 FINAL_STATES = ("succeeded", "failed", "cancelled")
 ACTIVE_STATES = ("queued", "running")
@@ -40,6 +40,13 @@ CHECKPOINT_COMPLETE = "checkpoint-complete"
 EVALS_DIR = "evals"
 EVAL_METRICS_FILE = "metrics.json"
 PREDICTIONS_FILE = "predictions.jsonl"
+# A teacher pass's folder (distillation): one line per answered row, appended a few batches at a time
+# (the last line of a row wins); what it was asked with; the review's keep/drop decisions; the training
+# files of the student runs made from it.
+TEACHER_ANSWERS_FILE = "answers.jsonl"
+TEACHER_FILE = "teacher.json"
+REVIEW_FILE = "review.json"
+STUDENT_DATA_DIR = "student_data"
 
 # Every name a user gives that becomes a key or a folder (datasets, run ids, labeling queues):
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]*")
@@ -65,8 +72,9 @@ ESTIMATES_DIR = "estimates"
 JOBS_DIR = "jobs"
 SQL_DIR = "sql"                      # the SQL workbench: its database, model names, history and jobs
 SQL_JOBS_DIR = f"{SQL_DIR}/jobs"
+DISTILL_DIR = "distill"              # teacher passes (distillation), one folder each
 QUEUE_FILE = "queue.json"
 # Where each kind's job folders are, as globs relative to the workspace (core.jobs creates them there).
 JOB_FOLDERS = {"tune": (f"{RUNS_DIR}/*",), "estimate": (f"{ESTIMATES_DIR}/*",),
                "evaluate": (f"{RUNS_DIR}/*/{EVALS_DIR}/*", f"{EVALS_DIR}/*"), "candidates": (f"{JOBS_DIR}/*",),
-               "sql": (f"{SQL_JOBS_DIR}/*",)}
+               "sql": (f"{SQL_JOBS_DIR}/*",), "teacher_pass": (f"{DISTILL_DIR}/*",)}

@@ -20,7 +20,8 @@ from pathlib import Path
 
 from core import job_queue, jobs, runs
 from core.candidates import generate_candidates
-from core.config import CandidatesConfig, EvalConfig
+from core.config import CandidatesConfig, EvalConfig, TeacherPassConfig
+from core.distill_teacher import run_teacher_pass
 from core.evaluate import run_evaluation
 from core.monitor import Worker, is_main_process
 from core.names import ADAPTER_DIR, CHECKPOINTS_DIR, FINAL_STATES, STATUS_FILE
@@ -81,6 +82,11 @@ def _dispatch(job_dir: Path, job: dict, worker: Worker):
                                     progress=_progress(worker, job_dir))
         worker.status(pairs=pairs)
         return pairs
+    if kind == "teacher_pass":
+        counts = run_teacher_pass(workspace, TeacherPassConfig.from_dict(config), job_dir,
+                                  progress=_progress(worker, job_dir))
+        worker.status(rows_ok=counts["ok"], rows_failed=counts["failed"])
+        return counts
     raise ValueError(f"unknown job kind {kind!r} in {job_dir / 'job.json'}")
 
 
