@@ -17,7 +17,7 @@ from pathlib import Path
 from core import names
 from core.data import FORMATS, MIN_EXAMPLES, DataError, Dataset, parse_dataset, read_table
 from core.datacheck import apply_fixes
-from core.runs import now_iso, read_json, write_json
+from core.runs import now_iso, read_json, write_json, write_jsonl
 
 SPLITS = ("AUTO_SPLIT", "RANDOM", "CUSTOM", "SEQ", "NO_SPLIT")
 EVAL_FILE = "EVAL_FILE"  # the split recorded when a separate eval set was given
@@ -121,10 +121,7 @@ def _check_rows(rows: list[dict], format: str, source) -> None:
 
 
 def _write_jsonl(path: Path, examples: list[dict]) -> None:
-    with open(path, "w", encoding="utf-8") as f:
-        for e in examples:
-            row = {k: v for k, v in e.items() if k != "line"}
-            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+    write_jsonl(path, ({k: v for k, v in e.items() if k != "line"} for e in examples))
 
 
 def register_rows(workspace: str | Path, name: str, rows: list[dict], *, source: str | Path, format: str,

@@ -9,7 +9,6 @@ so a later change of the review never changes what an earlier student learned.""
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 
 from core import jobs, runs
@@ -21,25 +20,26 @@ from core.requests import tune_config
 from core.templates import default_template
 
 
-def student_rows(job_dir: str | Path) -> list[dict]:
-    """The kept rows of a teacher pass as training rows, in row order: {"input_text", "output_text"}."""
+def student_rows(job_dir: str | Path, summary: dict | None = None) -> list[dict]:
+    """The kept rows of a teacher pass (or of its `summary`, core.distill_review.review) as training rows,
+    in row order: {"input_text", "output_text"}."""
     return [{"input_text": r["prompt"], "output_text": r["training_answer"]}
-            for r in review(job_dir)["rows"] if r["decision"] == "keep"]
+            for r in (summary or review(job_dir))["rows"] if r["decision"] == "keep"]
 
 
 def write_student_data(job_dir: str | Path) -> tuple[Path, int]:
     """A new training file holding the kept rows (JSONL); returns its path and row count."""
     job_dir = Path(job_dir)
-    rows = student_rows(job_dir)
+    summary = review(job_dir)
+    rows = student_rows(job_dir, summary)
     if len(rows) < MIN_EXAMPLES:
-        summary = review(job_dir)
         raise DataError(f"the teacher pass {job_dir.name} keeps {len(rows)} rows (of {summary['total']}: "
                         f"{summary['dropped']} dropped, {summary['waiting']} waiting in a labeling queue); "
                         f"a student needs at least {MIN_EXAMPLES}",
                         hint="Answer more prompts, or keep more rows in the review (studio distill --keep-all).")
     path = job_dir / STUDENT_DATA_DIR / f"{runs.new_job_id('student')}.jsonl"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    runs.write_jsonl(path, rows)
     return path, len(rows)
 
 

@@ -128,6 +128,11 @@ def append_jsonl(path: str | Path, record: dict) -> None:
         os.fsync(f.fileno())
 
 
+def write_jsonl(path: str | Path, records) -> None:
+    """A JSON-lines file of `records`, one object a line (a new file: data for a job or a dataset)."""
+    Path(path).write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
+
+
 def append_metrics(run_dir: str | Path, record: dict) -> None:
     append_jsonl(Path(run_dir) / METRICS_FILE, record)
 
@@ -140,7 +145,7 @@ def keep_steps_up_to(run_dir: str | Path, step: int, files: tuple[str, ...] = (M
             continue
         kept = [r for r in read_jsonl(path) if not isinstance(r.get("step"), (int, float)) or r["step"] <= step]
         tmp = path.with_name(f".{path.name}.{secrets.token_hex(3)}.tmp")
-        tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in kept), encoding="utf-8")
+        write_jsonl(tmp, kept)
         os.replace(tmp, path)
 
 

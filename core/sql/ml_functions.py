@@ -171,8 +171,7 @@ def evaluate(workspace: Path, ref: models.ModelRef, frame: pd.DataFrame, task: s
     work_dir.mkdir(parents=True, exist_ok=True)
     data = work_dir / "input.jsonl"
     inputs, outputs = frame[find_column(frame, "input_text")], frame[find_column(frame, "output_text")]
-    data.write_text("".join(json.dumps({"input_text": str(i), "output_text": str(o)}, ensure_ascii=False) + "\n"
-                            for i, o in zip(inputs, outputs)), encoding="utf-8")
+    runs.write_jsonl(data, ({"input_text": str(i), "output_text": str(o)} for i, o in zip(inputs, outputs)))
     config = EvalConfig(data=str(data), task=task, run_id=ref.run_id, model=ref.endpoint, template=PLACEHOLDER,
                         input_column="input_text", output_column="output_text", score_base=False, device=device)
     try:

@@ -6,12 +6,11 @@ splits datasets (core.catalog.split_rows), and handed to the studio's one reques
 SELECT wrote it, which is also how ML.GENERATE_TEXT and ML.EVALUATE ask it later."""
 from __future__ import annotations
 
-import json
 import shutil
 from datetime import datetime
 from pathlib import Path
 
-from core import jobs
+from core import jobs, runs
 from core.catalog import COLUMN_SPLITS, split_rows
 from core.config import ConfigError
 from core.data import MIN_EXAMPLES, DataError
@@ -95,8 +94,7 @@ def _write(folder: Path, name: str, rows: list[dict]) -> str | None:
     if not rows:
         return None
     path = folder / name
-    path.write_text("".join(json.dumps({"input_text": r["input_text"], "output_text": r["output_text"]},
-                                       ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    runs.write_jsonl(path, ({"input_text": r["input_text"], "output_text": r["output_text"]} for r in rows))
     return str(path)
 
 
