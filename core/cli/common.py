@@ -91,6 +91,23 @@ def submit_and_report(job_dir: Path, quiet: bool = False) -> str:
     return how
 
 
+def start_run(run_dir: Path, why: str, *, wait: bool, as_json: bool, label: str = "run",
+              quiet_progress: bool | None = None, stream=sys.stdout) -> str:
+    """Submit a tuning run and say so (and why it has its steps); with `wait`, follow it to its end and say
+    how it ended. Returns its state. Progress is quiet with --json unless `quiet_progress` says otherwise."""
+    state = submit_and_report(run_dir, quiet=as_json)  # "started" or "queued": what the queue did with it
+    if not as_json:
+        print(f"{label} {run_dir.name} {state}: {run_dir}\n  {why}", flush=True)
+    if wait:
+        status = wait_and_show(run_dir, quiet=as_json if quiet_progress is None else quiet_progress, stream=stream)
+        state = status.get("state")
+        if not as_json:
+            print(f"{label} {run_dir.name}: {state}")
+            if status.get("error"):
+                print(f"  {status['error']}\n  {status.get('hint', '')}")
+    return state
+
+
 def wait_and_show(job_dir: Path, quiet: bool = False, stream=sys.stdout) -> dict:
     """Block until the job ends, printing its progress unless quiet."""
     def show(st, new):

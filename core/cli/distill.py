@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from core import jobs, runs
-from core.cli.common import fail, model_arg, name_arg, submit_and_report, wait_and_show, workspace
+from core.cli.common import fail, model_arg, name_arg, start_run, submit_and_report, workspace
 from core.config import BUNDLED_MODEL, ConfigError, TeacherPassConfig
 from core.data import DataError
 from core.distill_review import DEFAULT_DROP, UNUSABLE, decide, review
@@ -87,16 +87,9 @@ def cmd_distill(a) -> int:
                                       name=a.name or f"student of {Path(teacher).name}")
     except (DataError, ConfigError, ValueError) as e:
         return fail(str(e))
-    state = submit_and_report(run_dir, quiet=a.json)
-    if not a.json:
-        print(f"student run {run_dir.name} {state}: {run_dir}\n  {why}", flush=True)
-    if a.wait:
-        status = wait_and_show(run_dir, stream=sys.stderr)
-        state = status.get("state")
-        if not a.json:
-            print(f"student run {run_dir.name}: {state}")
-            if status.get("error"):
-                print(f"  {status['error']}\n  {status.get('hint', '')}")
+    # the student's progress goes to stderr, also with --json (stdout keeps its one line)
+    state = start_run(run_dir, why, wait=a.wait, as_json=a.json, label="student run", quiet_progress=False,
+                      stream=sys.stderr)
     if a.json:
         print(json.dumps({"run_id": run_dir.name, "run_dir": str(run_dir), "status": state,
                           "teacher_pass": job_dir.name, "teacher_pass_dir": str(job_dir), "counts": counts}))

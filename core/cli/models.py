@@ -9,7 +9,17 @@ import sys
 from pathlib import Path
 
 from core import jobs, runs
-from core.cli.common import QUEUE, RUN_ID, fail, model_arg, nonblank, submit_and_report, wait_and_show, workspace
+from core.cli.common import (
+    QUEUE,
+    RUN_ID,
+    fail,
+    model_arg,
+    nonblank,
+    start_run,
+    submit_and_report,
+    wait_and_show,
+    workspace,
+)
 from core.config import BASE_LEARNING_RATE, BUNDLED_MODEL, DPO_LEARNING_RATE, EVAL_MODE_WORDS, EVAL_MODES, \
     SMALL_MODEL_LEARNING_RATE, SMALL_MODEL_PARAMETERS, ConfigError, EvalConfig, GenerationConfig, recorded_eval_mode
 from core.data import DataError
@@ -61,16 +71,7 @@ def cmd_tune(a) -> int:
     if a.estimate:
         return _estimate(ws, cfg, a.json)
     run_dir = jobs.create_tune(ws, cfg)
-    state = submit_and_report(run_dir, quiet=a.json)  # "started" or "queued": what the queue did with it
-    if not a.json:
-        print(f"run {run_dir.name} {state}: {run_dir}\n  {why}", flush=True)
-    if a.wait:
-        status = wait_and_show(run_dir, quiet=a.json)
-        state = status.get("state")
-        if not a.json:
-            print(f"run {run_dir.name}: {state}")
-            if status.get("error"):
-                print(f"  {status['error']}\n  {status.get('hint', '')}")
+    state = start_run(run_dir, why, wait=a.wait, as_json=a.json)
     if a.json:
         print(json.dumps({"run_id": run_dir.name, "run_dir": str(run_dir), "status": state}))
     return 0 if state in ("succeeded", "started", "queued", "running") else 1

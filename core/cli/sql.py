@@ -15,6 +15,7 @@ from core import job_queue, jobs
 from core.cli.common import fail, workspace
 from core.names import FINAL_STATES
 from core.sql import engine
+from core.sql.result import rows_word
 
 CELL_WIDTH = 48      # a table cell longer than this is cut with "…" (--csv and --json keep every character)
 TABLE_ROWS = 200     # rows a table prints; the rest are counted (--csv and --json print them all)
@@ -119,10 +120,6 @@ def duration(seconds: float) -> str:
     s = round(seconds)
     return f"{seconds:.1f} s" if seconds < 60 else f"{s // 60} min {s % 60:02d} s" if s < 3600 else \
         f"{s // 3600} h {s % 3600 // 60:02d} min"
-
-
-def rows_word(n: int) -> str:
-    return f"{n} row{'s' * (n != 1)}"
 
 
 def as_json(number: int, result: engine.SqlResult) -> dict:
