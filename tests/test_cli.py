@@ -130,10 +130,11 @@ def test_tune_json_reports_what_the_queue_did(workspace, monkeypatch, submitted,
 
 
 def test_tune_json_with_wait_reports_the_final_state(workspace, monkeypatch, capsys):
-    from core.cli import common, models
+    from core.cli import common
 
     monkeypatch.setattr(common.jobs, "submit", lambda job_dir: "started")
-    monkeypatch.setattr(models, "wait_and_show", lambda job_dir, quiet=False: {"state": "failed", "error": "x"})
+    monkeypatch.setattr(common, "wait_and_show",  # start_run follows the run
+                        lambda job_dir, quiet=False, stream=None: {"state": "failed", "error": "x"})
     train = ASSETS / "classification_train.jsonl"
     code = main(["tune", "--train", str(train), "--task", "classification", "--json", "--wait",
                  "--workspace", str(workspace)])
