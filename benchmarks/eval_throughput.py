@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from core import runs  # noqa: E402
-from core.config import BUNDLED_MODEL, TuneConfig  # noqa: E402
+from core.config import BUNDLED_MODEL, DEFAULT_CALIBRATION, TuneConfig  # noqa: E402
 from core.data import load_dataset  # noqa: E402
 from core.names import ADAPTER_DIR, CONFIG_FILE  # noqa: E402
 
@@ -47,6 +47,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--run", help="a tuned run: its adapter, labels and template")
     ap.add_argument("--batch-size", type=int, help="prompts per batch when generating (default: the evaluation's)")
     ap.add_argument("--score-batch-size", type=int, default=8, help="prompts per batch when scoring labels")
+    ap.add_argument("--calibration", type=float, default=DEFAULT_CALIBRATION,
+                    help="label scoring's calibration strength (0 = plain log-likelihood)")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--workspace", default=str(ROOT / "workspace"))
     ap.add_argument("--no-write", action="store_true", help="print only; do not append to results.jsonl")
@@ -61,7 +63,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     from core.evaluate import default_generation
     from core.generate import generate_texts, label_sequences
-    from core.label_scoring import score_labels
+    from core.label_scoring import content_free_prompts, score_labels
     from core.metrics import parse_label
     from core.models import describe_device, load_model
     from core.templates import render_prompt, template_for
@@ -89,8 +91,11 @@ def main(argv: list[str] | None = None) -> dict:
         gen.batch_size = a.batch_size
         return generate_texts(model, tok, prompts, gen)
 
-    def scoring():
-        return [s["label"] for s in score_labels(model, tok, prompts, labels, batch_size=a.score_batch_size)]
+    free = content_free_prompts(lambda text: render_prompt(tok, template, text))
+
+    def scoring():  # as evaluation scores: calibrated at the default strength unless --calibration says otherwise
+        return [s["label"] for s in score_labels(model, tok, prompts, labels, batch_size=a.score_batch_size,
+                                                 calibration=a.calibration, content_free=free)]
 
     def constrained():
         gen.batch_size = a.batch_size
@@ -111,7 +116,7 @@ def main(argv: list[str] | None = None) -> dict:
            "device": describe_device(device), "cpu_threads": torch.get_num_threads(), "cores": os.cpu_count(),
            "model": run_cfg.model if run_cfg else a.model, "run_id": a.run, "data": Path(a.data).name,
            "rows": len(rows), "labels": len(labels), "rounds": a.rounds, "batch_size": a.batch_size,
-           "score_batch_size": a.score_batch_size, "max_output_tokens": gen.max_output_tokens}
+           "score_batch_size": a.score_batch_size, "calibration": a.calibration, "max_output_tokens": gen.max_output_tokens}
     for m in methods:
         out[m] = {"rows_per_second": round(a.rounds * len(rows) / max(seconds[m], 1e-9), 3)}
     base = out["one_row_generate"]["rows_per_second"]

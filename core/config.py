@@ -260,6 +260,10 @@ def steps_reason(method: str, task: str, rows: int, batch_size: int, steps: int 
     return recommend_steps(task, rows, batch_size)[1]
 
 
+# Label scoring's calibration strength (core.label_scoring; chosen by benchmarks/calibration_sweep.py).
+DEFAULT_CALIBRATION = 0.5
+
+
 @dataclass
 class EvalConfig(JobConfig):
     """An evaluation job: the base model (and, with run_id, the tuned run on the same rows) answers the
@@ -295,6 +299,9 @@ class EvalConfig(JobConfig):
     score_base: bool = True
     """With run_id: also score the run's base model on the same rows, for the comparison. False scores the
     tuned run alone (ML.EVALUATE scores only the model it names)."""
+    calibration: float = DEFAULT_CALIBRATION
+    """Label scoring: the share of the model's lean towards labels (their scores for content-free inputs)
+    subtracted before the best label is chosen (core.label_scoring); 0 turns calibration off."""
 
     def __post_init__(self):
         _check(bool(self.data), "data (the eval file) is required")
@@ -302,6 +309,8 @@ class EvalConfig(JobConfig):
         _check(self.limit is None or (isinstance(self.limit, int) and self.limit >= 1),
                f"limit must be at least 1, got {self.limit!r}")
         _check(self.batch_size is None or self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size!r}")
+        _check(isinstance(self.calibration, (int, float)) and 0 <= self.calibration <= 1,
+               f"calibration must be between 0 (off) and 1 (full), got {self.calibration!r}")
         _check(self.device in DEVICES, f"device must be {'/'.join(DEVICES)}, got {self.device!r}")
         _check(self.template is None or PLACEHOLDER in self.template,
                f"template must contain the {PLACEHOLDER} placeholder")
@@ -395,6 +404,9 @@ class TeacherPassConfig(JobConfig):
     """Rows answered together."""
     max_output_tokens: int = 128
     """Most new tokens per answer (generation tasks)."""
+    calibration: float = DEFAULT_CALIBRATION
+    """Classification: the share of the teacher's lean towards labels subtracted before its label is
+    chosen, as in evaluation (EvalConfig.calibration); 0 turns it off."""
     device: str = "auto"
     """auto, cpu, cuda or mps."""
     name: str = ""

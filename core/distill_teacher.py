@@ -20,7 +20,7 @@ from core import runs
 from core.config import BUNDLED_MODEL, ConfigError, GenerationConfig, TeacherPassConfig
 from core.data import DataError, load_dataset
 from core.generate import generate_texts
-from core.label_scoring import score_labels, top_two
+from core.label_scoring import content_free_prompts, score_labels, top_two
 from core.models import RUN_MODEL_PREFIX, load_model
 from core.names import ADAPTER_DIR, CONFIG_FILE, TEACHER_ANSWERS_FILE, TEACHER_FILE
 from core.templates import render_prompt, template_for
@@ -86,13 +86,17 @@ def read_answers(job_dir: str | Path) -> dict[int, dict]:
     return {r["row"]: r for r in runs.read_jsonl(Path(job_dir) / TEACHER_ANSWERS_FILE) if isinstance(r.get("row"), int)}
 
 
-def _answerer(lm, tokenizer, cfg: TeacherPassConfig, labels: list[str]) -> Callable[[list[str]], list[dict]]:
+def _answerer(lm, tokenizer, cfg: TeacherPassConfig, labels: list[str],
+              template: str) -> Callable[[list[str]], list[dict]]:
     """A function from rendered prompts to {"answer", "margin", "runner_up"} each, raising when the batch
     fails (so the caller can find the row that fails)."""
     if cfg.task == "classification":
+        content_free = content_free_prompts(lambda text: render_prompt(tokenizer, template, text))
+
         def by_label(prompts: list[str]) -> list[dict]:
             out = []
-            for scored in score_labels(lm, tokenizer, prompts, labels, batch_size=cfg.batch_size):
+            for scored in score_labels(lm, tokenizer, prompts, labels, batch_size=cfg.batch_size,
+                                       calibration=cfg.calibration, content_free=content_free):
                 best = top_two(scored)
                 margin = best["loglik"] - best["runner_up_loglik"] if "runner_up" in best else None
                 out.append({"answer": scored["label"], "margin": None if margin is None else round(margin, 4),
@@ -142,7 +146,7 @@ def run_teacher_pass(workspace: str | Path, cfg: TeacherPassConfig, job_dir: str
         progress(done, len(rows))
     if pending:
         lm, tokenizer = _load_teacher(workspace, cfg, planned["teacher_model"])
-        answer = _answerer(lm, tokenizer, cfg, planned["labels"])
+        answer = _answerer(lm, tokenizer, cfg, planned["labels"], planned["template"])
         rendered = {r["row"]: render_prompt(tokenizer, planned["template"], r["prompt"]) for r in pending}
         pending.sort(key=lambda r: len(rendered[r["row"]]))  # similar lengths pad little
         size = cfg.batch_size * BATCHES_PER_WRITE

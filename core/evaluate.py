@@ -15,12 +15,12 @@ from core import runs
 from core.config import EvalConfig, GenerationConfig, TuneConfig
 from core.data import load_dataset
 from core.generate import generate_texts, label_sequences
-from core.label_scoring import DEFAULT_BATCH_SIZE, score_labels, top_two
+from core.label_scoring import DEFAULT_BATCH_SIZE, content_free_prompts, score_labels, top_two
 from core.metrics import confidence_intervals, parse_label, row_scores, task_metrics
 from core.models import load_model
 from core.names import ADAPTER_DIR, CONFIG_FILE, EVAL_METRICS_FILE, JOB_FOLDERS, PREDICTIONS_FILE, RUNS_DIR, \
     STATUS_FILE
-from core.templates import render_prompt, template_for
+from core.templates import render_fitted_prompt, render_prompt, template_for
 
 
 def row_change(base: float | None, tuned: float | None, margin: float = 0.1) -> tuple[float | None, str]:
@@ -75,7 +75,8 @@ def run_evaluation(workspace: str | Path, cfg: EvalConfig, out_dir: str | Path,
 
         if cfg.mode == "score":
             scored = score_labels(lm, tokenizer, prompts, labels, batch_size=cfg.batch_size or DEFAULT_BATCH_SIZE,
-                                  progress=step, keep_going=True)
+                                  progress=step, keep_going=True, calibration=cfg.calibration,
+                                  content_free=content_free_prompts(lambda text: render_prompt(tokenizer, template, text)))
             return [s and s["label"] for s in scored], scored
         return generate_texts(lm, tokenizer, prompts, gen, progress=step, only=only, keep_going=True), None
 
@@ -83,7 +84,11 @@ def run_evaluation(workspace: str | Path, cfg: EvalConfig, out_dir: str | Path,
         progress(0, total)
     lm, tokenizer, _ = load_model(run_cfg.model if run_cfg else cfg.model, workspace, cfg.device,
                                   adapter=run_dir / ADAPTER_DIR if run_dir else None)
-    prompts = [render_prompt(tokenizer, template, r["input_text"]) for r in rows]
+    # A run is asked within the length it was tuned at (room left for the longest label); a base model alone
+    # reads whole rows.
+    room = run_cfg.max_seq_length - max(map(len, label_sequences(tokenizer, labels)), default=0) if run_cfg else None
+    fitted = [render_fitted_prompt(tokenizer, template, r["input_text"], room) for r in rows]
+    prompts = [prompt for prompt, _ in fitted]
     gen = default_generation(cfg.task, tokenizer, labels)
     if cfg.batch_size:
         gen.batch_size = cfg.batch_size
@@ -107,6 +112,8 @@ def run_evaluation(workspace: str | Path, cfg: EvalConfig, out_dir: str | Path,
     runs.write_json(out_dir / EVAL_METRICS_FILE, {
         "task": cfg.task, "data": str(cfg.data), "rows": len(rows), "template": template,
         "model": run_cfg.model if run_cfg else cfg.model, "run_id": cfg.run_id, "mode": cfg.mode,
+        **({"calibration": cfg.calibration} if cfg.mode == "score" else {}),
+        **({"max_prompt_tokens": room, "shortened_rows": sum(cut for _, cut in fitted)} if room else {}),
         **({"labels": labels} if labels else {}), "generation_seconds": round(seconds, 2),
         "rows_per_second": round(len(answers) * len(rows) / max(seconds, 1e-9), 3),
         "created": runs.now_iso(), **result})

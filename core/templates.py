@@ -45,6 +45,27 @@ def render_prompt(tokenizer, template: str, input_text: str) -> str:
     return render_chat_prompt(tokenizer, [{"role": "user", "content": fill_template(template, input_text)}])
 
 
+def render_fitted_prompt(tokenizer, template: str, input_text: str, max_tokens: int | None) -> tuple[str, bool]:
+    """render_prompt, with the row's text cut short (its end dropped) so the prompt holds at most
+    `max_tokens` tokens; and whether it was cut. Evaluation asks a run this way, within the length it was
+    tuned at: a 5,000-token description then costs what a 500-token one does (one such row took a tenth
+    of a 300-row evaluation), and the model never reads more than it learned from."""
+    prompt = render_prompt(tokenizer, template, input_text)
+    if not max_tokens:
+        return prompt, False
+    over = len(tokenizer(prompt).input_ids) - max_tokens
+    if over <= 0:
+        return prompt, False
+    ids = tokenizer(input_text, add_special_tokens=False).input_ids
+    while over > 0 and ids:  # decoding and re-encoding may merge tokens differently: check again
+        ids = ids[:max(0, len(ids) - over)]
+        prompt = render_prompt(tokenizer, template, tokenizer.decode(ids))
+        over = len(tokenizer(prompt).input_ids) - max_tokens
+        if over > 0:
+            ids = ids[:-1]
+    return prompt, True
+
+
 def render_chat_prompt(tokenizer, messages: list[dict]) -> str:
     """A conversation so far (roles system/user/assistant), ending where the model's next turn begins."""
     if getattr(tokenizer, "chat_template", None):

@@ -143,8 +143,10 @@ def mode_sentence(metrics: dict) -> str:
     n = len(metrics.get("labels") or (metrics.get("base") or {}).get("per_label") or [])
     of = f" of {n}" if n else ""
     if mode == "score":
-        return (f"Answers: the best-scoring label{of} (log-likelihood); every answer is a label, so there are "
-                "no off-label answers.")
+        calibrated = (f", calibrated at {metrics['calibration']:g}: the model's lean towards labels for an empty "
+                      "text is partly subtracted") if metrics.get("calibration") else ""
+        return (f"Answers: the best-scoring label{of} (log-likelihood{calibrated}); every answer is a label, so "
+                "there are no off-label answers.")
     if mode == "constrained":
         return f"Answers: greedy generation restricted to the{' ' + str(n) if n else ''} labels."
     return "Answers: free generation, scored strictly (an answer that is not exactly a label is off-label)."

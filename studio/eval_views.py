@@ -24,7 +24,7 @@ TASK_SCORES = {"question_answering": [("f1", "Token F1"), ("exact_match", "Exact
                "text_generation": [("rougeL_f1", "ROUGE-L F1"), ("bleu4", "BLEU-4")]}
 DIFF_ROWS = 5
 MARGIN_HELP = ("Label scoring: how much more likely the chosen label was than the runner-up (difference of "
-               "log-likelihoods); near 0 the model hesitated between the two.")
+               "their scores, calibrated log-likelihoods); near 0 the model hesitated between the two.")
 MARGIN_COLUMNS = {f"{n}_margin": st.column_config.NumberColumn(f"{n} margin", format="%.2f", help=MARGIN_HELP)
                   for n in ("base", "tuned")}
 

@@ -202,6 +202,32 @@ def test_label_scoring_picks_the_label_with_the_highest_log_likelihood(tiny_mode
         assert kept["runner_up"] == sorted(hand, key=hand.get)[-2]
 
 
+def test_calibration_subtracts_a_share_of_the_labels_content_free_scores(tiny_model_dir):
+    from core.generate import label_sequences
+    from core.label_scoring import CONTENT_FREE_INPUTS, content_free_prompts, score_labels
+    from core.models import load_model
+
+    import torch
+
+    model, tok, _ = load_model(str(tiny_model_dir), tiny_model_dir, "cpu", dtype=torch.float32)
+    labels = ["games", "math", "web"]
+    seqs = label_sequences(tok, labels)
+    render = lambda text: f"<|im_start|>user\nClassify: {text}<|im_end|>\n<|im_start|>assistant\n"  # noqa: E731
+    free = content_free_prompts(render)
+    assert free == [render(t) for t in CONTENT_FREE_INPUTS]
+    prompts = [render("a long text " * n) for n in (2, 7)]
+    out = score_labels(model, tok, prompts, labels, calibration=0.5, content_free=free)
+    lean = {label: sum(hand_loglik(model, tok, p, s) for p in free) / len(free) for label, s in zip(labels, seqs)}
+    for prompt, row in zip(prompts, out):
+        hand = {label: hand_loglik(model, tok, prompt, s) - 0.5 * lean[label] for label, s in zip(labels, seqs)}
+        for label in labels:
+            assert row["loglik"][label] == pytest.approx(hand[label], abs=1e-4)
+            assert row["raw_loglik"][label] == pytest.approx(hand[label] + 0.5 * lean[label], abs=1e-4)
+        assert row["label"] == max(hand, key=hand.get)
+    # Off (the default of score_labels itself): plain log-likelihoods, no raw copy.
+    assert "raw_loglik" not in score_labels(model, tok, prompts[:1], labels, content_free=free)[0]
+
+
 def test_a_failing_scoring_batch_marks_its_rows_failed(tiny_model_dir):
     from core.label_scoring import score_labels
     from core.models import load_model
@@ -242,7 +268,7 @@ def test_score_mode_evaluation_answers_only_labels_and_records_the_mode(workspac
     seen = []
     result = run_evaluation(workspace, cfg, workspace / "evals" / "e1", progress=lambda d, t: seen.append((d, t)))
     metrics = runs.read_json(workspace / "evals" / "e1" / "metrics.json")
-    assert metrics["mode"] == "score" and metrics["labels"] == ["games", "math"]
+    assert metrics["mode"] == "score" and metrics["labels"] == ["games", "math"] and metrics["calibration"] == 0.5
     assert result["base"]["off_label_count"] == 0 and seen[0] == (0, 6) and seen[-1] == (6, 6)
     rows = [json.loads(x) for x in (workspace / "evals" / "e1" / "predictions.jsonl").read_text().splitlines()]
     assert len(rows) == 6 and all(r["base"] in ("games", "math") and r["base_label"] == r["base"] for r in rows)
@@ -252,6 +278,6 @@ def test_score_mode_evaluation_answers_only_labels_and_records_the_mode(workspac
     run_evaluation(workspace, EvalConfig(data=str(ev), task="classification", model=str(tiny_model_dir), limit=2,
                                          device="cpu", mode="generate"), workspace / "evals" / "e2")
     metrics = runs.read_json(workspace / "evals" / "e2" / "metrics.json")
-    assert metrics["mode"] == "generate"
+    assert metrics["mode"] == "generate" and "calibration" not in metrics
     rows = [json.loads(x) for x in (workspace / "evals" / "e2" / "predictions.jsonl").read_text().splitlines()]
     assert "base_loglik" not in rows[0]

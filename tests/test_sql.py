@@ -232,3 +232,28 @@ def test_statements_split_at_semicolons_outside_strings_and_comments():
 def test_the_sql_package_loads_without_torch():
     code = "import sys, core.sql, core.sql.engine; assert 'torch' not in sys.modules and 'transformers' not in sys.modules"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, check=False).returncode == 0
+
+
+def test_a_run_is_evaluated_within_the_length_it_was_tuned_at(example, tmp_path):
+    """A run tuned at max_seq_length N is asked with prompts of at most N tokens less its longest label;
+    the rows cut short are counted in metrics.json."""
+    import shutil
+
+    from core.evaluate import run_evaluation
+    from core.generate import label_sequences
+    from core.models import load_tokenizer
+
+    rows = run_sql(example.ws, EVAL_INPUT)[0].frame
+    data = tmp_path / "rows.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows.to_dict("records")), encoding="utf-8")
+    short = example.ws / "runs" / "short-run"
+    shutil.copytree(tuned_run(example), short)
+    config = runs.read_json(short / "config.json")
+    runs.write_json(short / "config.json", {**config, "max_seq_length": 48})
+    tok = load_tokenizer(config["model"])
+    run_evaluation(example.ws, EvalConfig(data=str(data), task="classification", run_id="short-run",
+                                          template="{input_text}"), tmp_path / "eval")
+    metrics = runs.read_json(tmp_path / "eval" / "metrics.json")
+    assert metrics["max_prompt_tokens"] == 48 - max(map(len, label_sequences(tok, config["labels"])))
+    assert 0 < metrics["shortened_rows"] <= len(rows) and metrics["tuned"]["evaluation_status"]["num_successful_rows"] == len(rows)
+    shutil.rmtree(short)

@@ -54,3 +54,23 @@ def test_multi_turn_chat_trains_on_every_model_turn(tiny_model_dir, tmp_path):
     assert first["completion"] == "Hello<|im_end|>" and second["completion"] == "Ciao<|im_end|>"
     assert second["prompt"].startswith(first["prompt"] + first["completion"])  # the context holds turn one
     assert second["prompt"].endswith("<|im_start|>user\nBye<|im_end|>\n<|im_start|>assistant\n")
+
+
+def test_a_fitted_prompt_cuts_the_text_not_the_instruction(tiny_model_dir):
+    from transformers import AutoTokenizer
+
+    from core.templates import render_fitted_prompt
+
+    tok = AutoTokenizer.from_pretrained(str(tiny_model_dir))
+    template = default_template("classification", ["games", "math"])
+    short, cut = render_fitted_prompt(tok, template, "a short text", 512)
+    assert (short, cut) == (render_prompt(tok, template, "a short text"), False)
+    text = " ".join(f"word{i}" for i in range(400))
+    full = render_prompt(tok, template, text)
+    assert len(tok(full).input_ids) > 200
+    fitted, cut = render_fitted_prompt(tok, template, text, 200)
+    assert cut and len(tok(fitted).input_ids) <= 200
+    # The instruction and the chat turn's end are intact; the text lost its end, not its start.
+    head, tail = full.split("word0 ")[0], full.split("word399")[1]
+    assert fitted.startswith(head + "word0 word1") and fitted.endswith(tail)
+    assert render_fitted_prompt(tok, template, text, None) == (full, False)

@@ -20,7 +20,7 @@ from core.cli.common import (
     wait_and_show,
     workspace,
 )
-from core.config import BASE_LEARNING_RATE, BUNDLED_MODEL, DPO_LEARNING_RATE, EVAL_MODE_WORDS, EVAL_MODES, \
+from core.config import BASE_LEARNING_RATE, BUNDLED_MODEL, DEFAULT_CALIBRATION, DPO_LEARNING_RATE, EVAL_MODE_WORDS, EVAL_MODES, \
     SMALL_MODEL_LEARNING_RATE, SMALL_MODEL_PARAMETERS, ConfigError, EvalConfig, GenerationConfig, recorded_eval_mode
 from core.data import DataError
 from core.generate import generate_texts
@@ -119,7 +119,8 @@ def cmd_evaluate(a) -> int:
     try:
         cfg = EvalConfig(data=str(Path(a.data).resolve()), task=a.task, run_id=a.run, model=a.model, limit=a.limit,
                          template=a.template, input_column=a.input_column, output_column=a.output_column,
-                         mode=a.mode, constrained=a.constrained, batch_size=a.batch_size, device=a.device)
+                         mode=a.mode, constrained=a.constrained, batch_size=a.batch_size, device=a.device,
+                         calibration=a.calibration)
         if a.run:
             run_dir = runs.run_path(ws, a.run)
             if not (run_dir / ADAPTER_DIR).exists():
@@ -221,6 +222,10 @@ def add_parsers(sub, common) -> None:
                         "answers outside the labels); constrained = writing restricted to the labels; "
                         "auto (default) = score for classification, generate otherwise")
     e.add_argument("--constrained", action="store_true", help="the same as --mode constrained")
+    e.add_argument("--calibration", type=float, default=DEFAULT_CALIBRATION,
+                   help=f"label scoring: the share (0-1) of the model's lean towards labels, measured on empty "
+                        f"texts, taken off before the best label is chosen (default {DEFAULT_CALIBRATION}; 0 = plain "
+                        "log-likelihood)")
     e.add_argument("--batch-size", type=int,
                    help="rows answered together (default: 8 scoring, 16 generating classification, else 8)")
     e.add_argument("--run", type=RUN_ID, help="run id: evaluate base and tuned on the same rows")

@@ -20,9 +20,10 @@ COMPARE_ROWS = 100
 # How classification answers are made (EvalConfig.mode), in plain words.
 MODE_CHOICES = {"score": "Score the labels", "generate": "Let the model write", "constrained": "Write, labels only"}
 MODE_HELP = ("**Score the labels** (fast; every answer is a label): each label is scored by how likely the model "
-             "finds it as the answer, and the best one is the answer. **Let the model write** (slower; shows "
-             "answers outside the labels): the model answers in its own words, scored strictly. **Write, labels "
-             "only**: the model writes, but can only write a label.")
+             "finds it as the answer, less a share of how much it favours that label for an empty text (so a "
+             "label said by habit does not win by default), and the best one is the answer. **Let the model "
+             "write** (slower; shows answers outside the labels): the model answers in its own words, scored "
+             "strictly. **Write, labels only**: the model writes, but can only write a label.")
 MODE_CAPTIONS = {"score": "each label scored by log-likelihood, the best one is the answer",
                  "generate": "greedy decoding", "constrained": "greedy decoding restricted to the labels"}
 
