@@ -19,11 +19,11 @@ from pathlib import Path
 from core import runs
 from core.config import BUNDLED_MODEL, ConfigError, GenerationConfig, TeacherPassConfig
 from core.data import DataError, load_dataset
-from core.generate import generate_texts
+from core.generate import generate_texts, label_sequences
 from core.label_scoring import content_free_prompts, score_labels, top_two
 from core.models import RUN_MODEL_PREFIX, load_model
 from core.names import ADAPTER_DIR, CONFIG_FILE, TEACHER_ANSWERS_FILE, TEACHER_FILE
-from core.templates import render_prompt, template_for
+from core.templates import render_fitted_prompt, render_prompt, template_for
 
 # Answers are written after this many batches: what a kill can lose, against one shared-prefix pass of
 # label scoring per write (core.label_scoring runs the prompts' common start once per call).
@@ -77,6 +77,9 @@ def plan(workspace: str | Path, cfg: TeacherPassConfig) -> dict:
                               "choose a teacher run tuned for classification (--teacher run:RUN_ID)")
     template = template_for(run_cfg, cfg.task, labels, cfg.template)
     return {"rows": rows, "labels": labels, "template": template,
+            # A teacher run reads prompts within the length it was tuned at, as evaluation asks it
+            # (core.templates.render_fitted_prompt): an 11,000-token description no longer stalls a pass.
+            "max_prompt_tokens": (run_cfg or {}).get("max_seq_length"),
             "teacher_model": (run_cfg.get("model") or BUNDLED_MODEL) if run_cfg is not None else cfg.teacher,
             "teacher_run": cfg.teacher[len(RUN_MODEL_PREFIX):] if run_cfg is not None else None}
 
@@ -147,7 +150,11 @@ def run_teacher_pass(workspace: str | Path, cfg: TeacherPassConfig, job_dir: str
     if pending:
         lm, tokenizer = _load_teacher(workspace, cfg, planned["teacher_model"])
         answer = _answerer(lm, tokenizer, cfg, planned["labels"], planned["template"])
-        rendered = {r["row"]: render_prompt(tokenizer, planned["template"], r["prompt"]) for r in pending}
+        room = planned["max_prompt_tokens"]
+        if room and planned["labels"]:
+            room -= max(map(len, label_sequences(tokenizer, planned["labels"])))
+        rendered = {r["row"]: render_fitted_prompt(tokenizer, planned["template"], r["prompt"], room)[0]
+                    for r in pending}
         pending.sort(key=lambda r: len(rendered[r["row"]]))  # similar lengths pad little
         size = cfg.batch_size * BATCHES_PER_WRITE
         for start in range(0, len(pending), size):

@@ -208,3 +208,28 @@ def test_cli_refuses_a_classification_pass_without_labels(workspace, tiny_model_
                  "--workspace", str(workspace)])
     assert code == 2 and "label set" in capsys.readouterr().err
     assert not (workspace / "distill").exists()  # nothing was queued
+
+
+def test_a_teacher_run_reads_prompts_within_its_tuned_length(workspace, tiny_model_dir, tiny_classification,
+                                                              distill_data, monkeypatch):
+    from core.generate import label_sequences
+
+    prompts, _, _ = distill_data
+    teacher_run = jobs.create_tune(workspace, TuneConfig.from_dict(
+        tiny_config(tiny_model_dir, *tiny_classification, steps=1, eval_every=1)))
+    run_job(teacher_run)
+    config = runs.read_json(teacher_run / "config.json")
+    tokenizer = load_tokenizer(str(tiny_model_dir))
+    label_room = max(map(len, label_sequences(tokenizer, LABELS)))
+    limit = len(tokenizer(render_prompt(tokenizer, config["template"], "")).input_ids) + 6 + label_room
+    runs.write_json(teacher_run / "config.json", {**config, "max_seq_length": limit})
+    calls = teacher_calls(monkeypatch)
+    job_dir = jobs.create_teacher_pass(workspace, TeacherPassConfig(teacher=f"run:{teacher_run.name}",
+                                                                    prompts=str(prompts), device="cpu"))
+    run_job(job_dir)
+    assert runs.read_status(job_dir)["state"] == "succeeded"
+    scored = [p for call in calls for p in call if "Text:" in p and p.endswith("assistant\n")]
+    assert scored and all(len(tokenizer(p).input_ids) <= limit - label_room for p in scored)
+    # The rows themselves keep their whole text: the student learns from what the user gave.
+    first = json.loads(prompts.read_text().splitlines()[0])["input_text"]
+    assert distill_teacher.read_answers(job_dir)[0]["prompt"] == first
