@@ -47,6 +47,9 @@ TEACHER_ANSWERS_FILE = "answers.jsonl"
 TEACHER_FILE = "teacher.json"
 REVIEW_FILE = "review.json"
 STUDENT_DATA_DIR = "student_data"
+# In a student run's folder: its comparisons with the teacher and its own base model, each listing the
+# evaluation jobs that score them (core.distill_compare).
+DISTILL_COMPARE_FILE = "compare.json"
 
 # Every name a user gives that becomes a key or a folder (datasets, run ids, labeling queues):
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]*")

@@ -23,7 +23,8 @@ from core.candidates import generate_candidates
 from core.config import CandidatesConfig, EvalConfig, TeacherPassConfig
 from core.distill_teacher import run_teacher_pass
 from core.evaluate import run_evaluation
-from core.monitor import Worker, is_main_process
+from core.models import pick_device
+from core.monitor import Worker, is_main_process, peak_memory_mb
 from core.names import ADAPTER_DIR, CHECKPOINTS_DIR, FINAL_STATES, STATUS_FILE
 from core.train import (
     run_tuning,  # these modules load torch only when a job runs, not on import
@@ -72,7 +73,10 @@ def _dispatch(job_dir: Path, job: dict, worker: Worker):
         resume = bool(runs.read_json(job_dir / STATUS_FILE, {}).get("resume"))
         return run_tuning(job_dir, resume=resume, worker=worker)
     if kind == "evaluate":
-        return run_evaluation(workspace, EvalConfig.from_dict(config), job_dir, progress=_progress(worker, job_dir))
+        result = run_evaluation(workspace, EvalConfig.from_dict(config), job_dir, progress=_progress(worker, job_dir))
+        # what answering took in memory, shown beside the speed where models are compared (core.distill_compare)
+        worker.status(peak_memory_mb=round(peak_memory_mb(pick_device(config.get("device") or "auto"))))
+        return result
     if kind == "sql":
         from core.sql.jobs import run_sql_job  # DuckDB and the SQL engine load for this kind only
 

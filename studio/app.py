@@ -8,6 +8,7 @@ st.set_page_config(page_title="Tuning Studio", page_icon=":material/tune:", layo
 page = st.navigation([
     st.Page("app_pages/datasets.py", title="Datasets", icon=":material/dataset:", default=True),
     st.Page("app_pages/tune.py", title="Tune", icon=":material/model_training:"),
+    st.Page("app_pages/distill.py", title="Distill", icon=":material/school:"),
     st.Page("app_pages/playground.py", title="Playground", icon=":material/forum:"),
     st.Page("app_pages/evaluate.py", title="Evaluate", icon=":material/analytics:"),
     st.Page("app_pages/sql.py", title="SQL", icon=":material/database:"),

@@ -2,7 +2,8 @@
 are jobs on the one road: the teacher pass (core.distill_teacher) runs and is waited for, its answers are
 reviewed by the default rule (core.distill_review: failed, empty and off-label answers are dropped, or
 only failed and empty ones with --keep-all), and a student run is tuned on the kept answers
-(core.distill_student), waited for with --wait."""
+(core.distill_student), waited for with --wait. With --compare EVAL_FILE, teacher, student and student-before
+are then scored on that file (core.cli.distill_compare); with --student-run, an existing student is."""
 from __future__ import annotations
 
 import json
@@ -10,7 +11,8 @@ import sys
 from pathlib import Path
 
 from core import jobs, runs
-from core.cli.common import fail, model_arg, name_arg, start_run, submit_and_report, workspace
+from core.cli.common import RUN_ID, fail, model_arg, name_arg, start_run, submit_and_report, workspace
+from core.cli.distill_compare import comparison_failure, format_comparison, run_comparison
 from core.config import BUNDLED_MODEL, ConfigError, TeacherPassConfig
 from core.data import DataError
 from core.distill_review import DEFAULT_DROP, UNUSABLE, decide, review
@@ -55,8 +57,31 @@ def _counts_line(summary: dict) -> str:
             + f"; flagged: {flagged}; dropped flags: {', '.join(summary['drop_flags'])}")
 
 
+def _compare(a, ws: Path, run_id: str) -> tuple[int, dict | None]:
+    """Score teacher, student and student-before on --compare's file; print the table unless --json."""
+    try:
+        comparison = run_comparison(ws, run_id, a.compare, rows=a.compare_rows, device=a.device, quiet=a.json)
+    except (DataError, ConfigError, ValueError, FileNotFoundError) as e:
+        return fail(str(e)), None
+    problem = comparison_failure(comparison)
+    if problem:
+        return fail(f"comparison {comparison['id']}: {problem}", code=1), comparison
+    if not a.json:
+        print(format_comparison(comparison), flush=True)
+    return 0, comparison
+
+
 def cmd_distill(a) -> int:
     ws = workspace(a)
+    if a.student_run:  # compare a student made earlier; no teacher pass, no new student
+        if not a.compare:
+            return fail("--student-run names the student to compare: add --compare EVAL_FILE")
+        code, comparison = _compare(a, ws, a.student_run)
+        if a.json and comparison is not None:
+            print(json.dumps({"student_run": a.student_run, "comparison": comparison}))
+        return code
+    if a.compare and not a.wait:
+        return fail("--compare scores the student once it has finished: add --wait")
     try:
         job_dir = _teacher_pass(a, ws)
     except (DataError, ConfigError, ValueError, FileNotFoundError) as e:
@@ -90,10 +115,14 @@ def cmd_distill(a) -> int:
     # the student's progress goes to stderr, also with --json (stdout keeps its one line)
     state = start_run(run_dir, why, wait=a.wait, as_json=a.json, label="student run", quiet_progress=False,
                       stream=sys.stderr)
+    code, comparison = 0 if state not in FINAL_STATES or state == "succeeded" else 1, None
+    if a.compare and state == "succeeded":
+        code, comparison = _compare(a, ws, run_dir.name)
     if a.json:
         print(json.dumps({"run_id": run_dir.name, "run_dir": str(run_dir), "status": state,
-                          "teacher_pass": job_dir.name, "teacher_pass_dir": str(job_dir), "counts": counts}))
-    return 0 if state not in FINAL_STATES or state == "succeeded" else 1
+                          "teacher_pass": job_dir.name, "teacher_pass_dir": str(job_dir), "counts": counts,
+                          **({"comparison": comparison} if comparison is not None else {})}))
+    return code
 
 
 def add_parsers(sub, common) -> None:
@@ -129,6 +158,12 @@ def add_parsers(sub, common) -> None:
     d.add_argument("--seed", type=int, default=0)
     d.add_argument("--name", help="the student run's name")
     d.add_argument("--wait", action="store_true", help="block until the student run ends, showing progress")
+    d.add_argument("--compare", metavar="EVAL_FILE",
+                   help="then score teacher, student and student-before on this labeled file and print the "
+                        "comparison (metrics, per-class F1, answers/s, parameters, size); needs --wait")
+    d.add_argument("--student-run", type=RUN_ID, help="with --compare: compare this existing student run instead "
+                                                      "of making one")
+    d.add_argument("--compare-rows", type=int, help="with --compare: the first N rows of the eval file")
     d.add_argument("--json", action="store_true")
     d.set_defaults(func=cmd_distill)
 
