@@ -20,7 +20,7 @@ from core import runs
 from core.config import BUNDLED_MODEL, ConfigError, GenerationConfig, TeacherPassConfig
 from core.data import DataError, load_dataset
 from core.generate import generate_texts, label_sequences
-from core.label_scoring import content_free_prompts, score_labels, top_two
+from core.label_scoring import content_free_prompts, label_lean, score_labels, top_two
 from core.models import RUN_MODEL_PREFIX, load_model
 from core.names import ADAPTER_DIR, CONFIG_FILE, TEACHER_ANSWERS_FILE, TEACHER_FILE
 from core.templates import render_fitted_prompt, render_prompt, template_for
@@ -95,11 +95,14 @@ def _answerer(lm, tokenizer, cfg: TeacherPassConfig, labels: list[str],
     fails (so the caller can find the row that fails)."""
     if cfg.task == "classification":
         content_free = content_free_prompts(lambda text: render_prompt(tokenizer, template, text))
+        lean: dict[str, float] = {}
 
         def by_label(prompts: list[str]) -> list[dict]:
+            if cfg.calibration and not lean:  # measured once per pass: the teacher's lean does not change
+                lean.update(label_lean(lm, tokenizer, content_free, labels))
             out = []
             for scored in score_labels(lm, tokenizer, prompts, labels, batch_size=cfg.batch_size,
-                                       calibration=cfg.calibration, content_free=content_free):
+                                       calibration=cfg.calibration, lean=lean or None):
                 best = top_two(scored)
                 margin = best["loglik"] - best["runner_up_loglik"] if "runner_up" in best else None
                 out.append({"answer": scored["label"], "margin": None if margin is None else round(margin, 4),

@@ -37,7 +37,7 @@ CONTENT_FREE_INPUTS = ("", "N/A", "[MASK]")
 def score_labels(model, tokenizer, prompts: list[str], labels: list[str], batch_size: int = DEFAULT_BATCH_SIZE,
                  progress: Callable[[int, int], None] | None = None, keep_going: bool = False,
                  stats: dict | None = None, calibration: float = 0.0,
-                 content_free: list[str] | None = None) -> list[dict | None]:
+                 content_free: list[str] | None = None, lean: dict[str, float] | None = None) -> list[dict | None]:
     """For each prompt, {"label": the best-scoring label, "loglik": {label: score}}, in order.
 
     A label's log-likelihood is the *sum* of the log-probabilities of its continuation tokens (label
@@ -50,7 +50,8 @@ def score_labels(model, tokenizer, prompts: list[str], labels: list[str], batch_
 
     With `calibration` c > 0 and `content_free` prompts (the template rendered for CONTENT_FREE_INPUTS,
     see content_free_prompts), each score is log-likelihood − c × the label's mean log-likelihood for
-    those prompts, and "raw_loglik" holds the uncalibrated values."""
+    those prompts, and "raw_loglik" holds the uncalibrated values. A caller scoring many chunks with one
+    model passes that `lean` (label_lean) instead, measured once."""
     import torch
 
     if not labels:
@@ -69,7 +70,8 @@ def score_labels(model, tokenizer, prompts: list[str], labels: list[str], batch_
         else:
             batches.append([i])
     out: list[dict | None] = [None] * len(prompts)
-    lean = _label_lean(model, tokenizer, content_free, labels) if calibration and content_free else None
+    if calibration and lean is None and content_free:
+        lean = label_lean(model, tokenizer, content_free, labels)
     done, t0 = 0, time.perf_counter()
     with torch.inference_mode():
         prefix = _prefix_cache(model, ids[0][:shared], device) if shared else None
@@ -86,7 +88,7 @@ def score_labels(model, tokenizer, prompts: list[str], labels: list[str], batch_
             for i, row in zip(idx, totals.tolist()):
                 loglik = dict(zip(labels, row))
                 out[i] = {"loglik": loglik}
-                if lean:
+                if calibration and lean:
                     out[i] = {"loglik": {k: v - calibration * lean[k] for k, v in loglik.items()}, "raw_loglik": loglik}
                 out[i]["label"] = max(labels, key=out[i]["loglik"].__getitem__)
         done += len(idx)
@@ -103,7 +105,7 @@ def content_free_prompts(render: Callable[[str], str]) -> list[str]:
     return [render(text) for text in CONTENT_FREE_INPUTS]
 
 
-def _label_lean(model, tokenizer, content_free: list[str], labels: list[str]) -> dict[str, float]:
+def label_lean(model, tokenizer, content_free: list[str], labels: list[str]) -> dict[str, float]:
     """Each label's mean log-likelihood over the content-free prompts: how much the model favours it
     before reading any text."""
     scored = score_labels(model, tokenizer, content_free, labels)

@@ -22,7 +22,7 @@ def flag_name(flag: str) -> str:
 
 
 def _say(kind: str, text: str) -> None:
-    st.session_state["dv_review_message"] = (kind, text)
+    ui.say(kind, text, key="dv_review_message")
 
 
 def _set_rule(job_dir: Path, key: str) -> None:
@@ -93,9 +93,7 @@ def filtered(rows: list[dict], flags: list[str], decision: str | None) -> list[d
 
 
 def review_step(ws: Path, job_dir: Path, summary: dict) -> None:
-    kind, text = st.session_state.pop("dv_review_message", (None, None))
-    if kind:
-        getattr(st, kind)(text)
+    ui.show_message("dv_review_message")
     rows, counts, pid = summary["rows"], summary["counts"], job_dir.name
     c = st.columns(4)
     c[0].metric("Answered rows", f"{len(rows):,}", border=True)

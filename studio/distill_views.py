@@ -9,7 +9,7 @@ from pathlib import Path
 import streamlit as st
 
 from core import inventory, job_queue, jobs, runs
-from core.config import BUNDLED_MODEL, ConfigError, TeacherPassConfig, base_learning_rate, recommend_steps
+from core.config import BUNDLED_MODEL, TeacherPassConfig, base_learning_rate, recommend_steps
 from core.data import MIN_EXAMPLES, DataError
 from core.distill_student import create_student, students_of
 from core.distill_teacher import plan, read_answers
@@ -24,14 +24,7 @@ BATCH_SIZES = [1, 2, 4, 8, 16, 32]
 
 
 def say(kind: str, text: str) -> None:
-    """A message for the next run of the page (button callbacks cannot draw)."""
-    st.session_state["dv_message"] = (kind, text)
-
-
-def show_message() -> None:
-    kind, text = st.session_state.pop("dv_message", (None, None))
-    if kind:
-        getattr(st, kind)(text)
+    ui.say(kind, text, key="dv_message")
 
 
 # ---------------------------------------------------------------- 1 · the teacher pass
@@ -120,11 +113,8 @@ def start_pass(ws: Path, request: dict) -> None:
     try:
         cfg = TeacherPassConfig(**request)
         rows = len(plan(ws, cfg)["rows"])
-    except DataError as e:
-        ui.show_data_error(e)
-        return
-    except (ConfigError, ValueError) as e:
-        st.error(f"**Setting problem:** {e}", icon=":material/tune:")
+    except ValueError as e:  # DataError and ConfigError among them
+        ui.show_request_error(e)
         return
     job_dir = jobs.create_teacher_pass(ws, cfg)
     outcome = jobs.submit(job_dir)
@@ -172,9 +162,7 @@ def pass_card(ws: Path, job_dir: Path, status: dict) -> None:
     with badge:
         ui.status_badge(state)
     if state == "failed":
-        st.error(f"**The teacher pass failed:** {status.get('error') or 'unknown error'}", icon=":material/error:")
-        if status.get("hint"):
-            st.info(status["hint"], icon=":material/lightbulb:")
+        ui.show_failure("The teacher pass", status)
     if state == "queued":
         place = job_queue.position(ws, job_dir.name)
         st.progress(0.0, text=f"Waiting: position {place[0]} of {place[1]} in the queue" if place
@@ -207,7 +195,7 @@ def live_pass(ws: Path, job_dir: Path) -> None:
 
 
 def show_pass(ws: Path, job_dir: Path, status: dict) -> None:
-    show_message()
+    ui.show_message("dv_message")
     if status.get("state") in ACTIVE_STATES:
         live_pass(ws, job_dir)
     else:
@@ -248,11 +236,8 @@ def student_form(ws: Path, job_dir: Path, summary: dict) -> None:
             run_dir, why = create_student(ws, job_dir, model=model, eval_file=eval_path, steps=int(steps),
                                           learning_rate_multiplier=float(multiplier), batch_size=int(batch),
                                           name=name.strip() or f"student of {Path(teacher).name}")
-        except DataError as e:
-            ui.show_data_error(e)
-            return
-        except (ConfigError, ValueError) as e:
-            st.error(f"**Setting problem:** {e}", icon=":material/tune:")
+        except ValueError as e:  # DataError and ConfigError among them
+            ui.show_request_error(e)
             return
         outcome = jobs.submit(run_dir)
         st.session_state["dv_student"] = run_dir.name  # the picker below is drawn after this

@@ -148,7 +148,7 @@ def tune_form(ws: Path, files: dict, report: dict) -> None:
                                   model=model.strip() or BUNDLED_EMBED_MODEL, max_iterations=int(steps),
                                   batch_size=int(batch), learning_rate=float(rate), eval_every=int(every))
         except ConfigError as e:
-            st.error(f"**Setting problem:** {e}", icon=":material/tune:")
+            ui.show_setting_error(e)
             return
         job_dir = jobs.create_embed_tune(ws, cfg)
         outcome = jobs.submit(job_dir)
@@ -199,9 +199,7 @@ def job_card(job_dir: Path, status: dict) -> None:
         with badge:
             ui.status_badge(state)
         if state == "failed":
-            st.error(f"**The job failed:** {status.get('error') or 'unknown error'}", icon=":material/error:")
-            if status.get("hint"):
-                st.info(status["hint"], icon=":material/lightbulb:")
+            ui.show_failure("The job", status)
         if state in ACTIVE_STATES:
             if not jobs.cancel_requested(job_dir):
                 st.button("Cancel", icon=":material/stop_circle:", key=f"emb_cancel::{job_dir.name}",

@@ -240,9 +240,7 @@ def run_panel(run_dir: Path, status: dict) -> None:
             st.caption(status.get("hint") or "")
             return
         if state == "failed":
-            st.error(f"**The run failed:** {status.get('error') or 'unknown error'}", icon=":material/error:")
-            if status.get("hint"):
-                st.info(status["hint"], icon=":material/lightbulb:")
+            ui.show_failure("The run", status)
         elif state == "cancelled":
             st.warning(f"Cancelled at step {status.get('step') or 0}. "
                        + ("The adapter trained so far is saved and can be used." if runs.has_adapter(run_dir)

@@ -225,7 +225,7 @@ def build_config(ws: Path, data: dict, template: str, settings: dict) -> TuneCon
     except DataError as e:
         ui.show_data_error(e)
     except ConfigError as e:
-        st.error(f"**Setting problem:** {e}", icon=":material/tune:")
+        ui.show_setting_error(e)
     return None
 
 

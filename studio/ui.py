@@ -41,6 +41,26 @@ def show_data_error(e: DataError) -> None:
     st.error(f"{text}\n\n{e.hint}" if e.hint else text, icon=":material/report:")
 
 
+def show_setting_error(e: Exception) -> None:
+    """A request the configs refused (ConfigError or ValueError): the setting and what to change."""
+    st.error(f"**Setting problem:** {e}", icon=":material/tune:")
+
+
+def show_request_error(e: ValueError) -> None:
+    """A refused request: a data problem with its file, line and field, else a setting problem."""
+    if isinstance(e, DataError):
+        show_data_error(e)
+    else:
+        show_setting_error(e)
+
+
+def show_failure(what: str, status: dict) -> None:
+    """A failed job's cause, and its hint (what to do next) when the worker recorded one."""
+    st.error(f"**{what} failed:** {status.get('error') or 'unknown error'}", icon=":material/error:")
+    if status.get("hint"):
+        st.info(status["hint"], icon=":material/lightbulb:")
+
+
 def show_unexpected_error(e: Exception) -> None:
     """A page failed in a way no page handles: a one-line cause for the user, the traceback in a Details
     expander and in the server log (stderr), never a bare traceback in the browser."""
@@ -235,12 +255,13 @@ def confirm_delete(state_key: str, item: str, message: str, on_delete, args: tup
 
 # ---------------------------------------------------------------- messages from callbacks
 
-def say(kind: str, text: str) -> None:
-    """A message from a button callback, shown on the next run of the panel."""
-    st.session_state["run_message"] = (kind, text)
+def say(kind: str, text: str, key: str = "run_message") -> None:
+    """A message from a button callback, shown on the next run of the panel (callbacks cannot draw);
+    `key` keeps one panel's messages from showing in another."""
+    st.session_state[key] = (kind, text)
 
 
-def show_message() -> None:
-    kind, text = st.session_state.pop("run_message", (None, None))
+def show_message(key: str = "run_message") -> None:
+    kind, text = st.session_state.pop(key, (None, None))
     if kind:
         getattr(st, kind)(text)

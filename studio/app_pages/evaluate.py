@@ -36,7 +36,7 @@ def start_evaluation(ws: Path, run: dict | None, model: str, path: str, ds, task
                          model=model, limit=int(limit), input_column=ds.input_column,
                          output_column=ds.output_column, mode=mode)
     except ConfigError as e:
-        st.error(f"**Setting problem:** {e}", icon=":material/tune:")
+        ui.show_setting_error(e)
         return
     job_dir = jobs.create_evaluation(ws, cfg)
     outcome = jobs.submit(job_dir)
