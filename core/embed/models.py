@@ -9,6 +9,7 @@ import re
 from pathlib import Path
 
 from core.config import BUNDLED_EMBED_MODEL
+from core.models import pick_device
 from core.names import EMBED_DIR, InvalidName, check_name
 
 EMBED_JOB_PREFIX = "embed:"
@@ -68,12 +69,6 @@ def resolve_embed_model(name: str | None, workspace: str | Path | None = None) -
         return name
     raise EmbedModelError(f"Embedding model `{name}` is neither the bundled model ({BUNDLED_EMBED_MODEL}), "
                           "embed:JOB_ID, a local model folder, nor a hub id like `sentence-transformers/all-MiniLM-L6-v2`.")
-
-
-def pick_device(preference: str = "auto") -> str:
-    from core.models import pick_device as pick
-
-    return pick(preference)
 
 
 def load_embedder(name: str | None, workspace: str | Path | None = None, device: str = "auto"):
