@@ -10,17 +10,19 @@ Where each kind lives in the workspace:
   sql         sql/jobs/<id>/            (a statement with ML functions over many rows; result.parquet, result.json)
   teacher_pass distill/<id>/            (distillation: answers.jsonl, teacher.json, review.json, student_data/)
   embed_tune  embeddings/<id>/          (embedding tuning: model/, results.json, per_query.jsonl; core.embed)
+  export      runs/<run>/exports/<label>/  (adapter zip, merged folder or GGUF, export.json; core.export)
 No torch here: the UI imports this module."""
 from __future__ import annotations
 
+import shutil
 import time
 from pathlib import Path
 from typing import Callable
 
 from core import job_queue, runs
 from core.config import CandidatesConfig, EmbedTuneConfig, EvalConfig, TeacherPassConfig, TuneConfig
-from core.names import CANCEL_FILE, CONFIG_FILE, DISTILL_DIR, EMBED_DIR, ESTIMATES_DIR, EVALS_DIR, FINAL_STATES, \
-    JOB_FILE, JOB_FOLDERS, JOBS_DIR, SQL_JOBS_DIR, STATUS_FILE
+from core.names import ACTIVE_STATES, CANCEL_FILE, CONFIG_FILE, DISTILL_DIR, EMBED_DIR, ESTIMATES_DIR, EVALS_DIR, \
+    EXPORTS_DIR, FINAL_STATES, JOB_FILE, JOB_FOLDERS, JOBS_DIR, SQL_JOBS_DIR, STATUS_FILE
 
 # A speed estimate is a real run of a few steps: measured, not guessed. Its first step is not counted
 # (it includes one-off set-up), so at least three.
@@ -94,6 +96,23 @@ def create_embed_tune(workspace: str | Path, config: EmbedTuneConfig) -> Path:
     job_dir = _new_folder(workspace / EMBED_DIR, "embed", name, "embed_tune")
     runs.update_status(job_dir, step=0, max_steps=config.max_iterations)
     return _write_job(job_dir, workspace, "embed_tune", config.to_dict(), name)
+
+
+def create_export(workspace: str | Path, config) -> Path:
+    """An export of a run (core.export.config.ExportConfig), queued, in runs/<run>/exports/<label>/: one
+    folder per format, quantization and checkpoint, so exporting the same again replaces the last one."""
+    workspace = Path(workspace).resolve()
+    run_dir = runs.run_path(workspace, config.run_id)
+    job_dir = run_dir / EXPORTS_DIR / config.label
+    if job_dir.exists():
+        if runs.read_status(job_dir).get("state") in ACTIVE_STATES:
+            raise ValueError(f"the {config.label} export of run {config.run_id} is already queued or running")
+        shutil.rmtree(job_dir)
+    job_dir.mkdir(parents=True)
+    name = f"{config.label} · {runs.display_name(run_dir)}"
+    runs.write_json(job_dir / STATUS_FILE, {"run_id": job_dir.name, "name": name, "kind": "export", "state": "queued",
+                                            "created": runs.now_iso(), "done": 0, "total": None})
+    return _write_job(job_dir, workspace, "export", config.to_dict(), name)
 
 
 def create_sql(workspace: str | Path, statement: str, *, allow_dirs=(), device: str = "auto",

@@ -15,10 +15,10 @@ METHOD_NAMES = {"sft": "Supervised", "dpo": "Preference (DPO)"}
 DEVICES = ("auto", "cpu", "cuda", "mps")
 
 # Every kind of background work is a job folder with job.json = {kind, config}; core.worker runs it.
-JOB_KINDS = ("tune", "estimate", "evaluate", "candidates", "sql", "teacher_pass", "embed_tune")
+JOB_KINDS = ("tune", "estimate", "evaluate", "candidates", "sql", "teacher_pass", "embed_tune", "export")
 JOB_KIND_NAMES = {"tune": "Tuning", "estimate": "Speed trial", "evaluate": "Evaluation",
                   "candidates": "Candidate pairs", "sql": "SQL statement", "teacher_pass": "Teacher pass",
-                  "embed_tune": "Embedding tuning"}
+                  "embed_tune": "Embedding tuning", "export": "Export"}
 STATES = ("queued", "running", "succeeded", "failed", "cancelled")
 FINAL_STATES = ("succeeded", "failed", "cancelled")
 ACTIVE_STATES = ("queued", "running")
@@ -51,6 +51,9 @@ STUDENT_DATA_DIR = "student_data"
 # In a student run's folder: its comparisons with the teacher and its own base model, each listing the
 # evaluation jobs that score them (core.distill_compare).
 DISTILL_COMPARE_FILE = "compare.json"
+# A run's exports (core.export): runs/<id>/exports/<label>/, each a job folder with export.json at its end.
+EXPORTS_DIR = "exports"
+EXPORT_FILE = "export.json"
 
 # Every name a user gives that becomes a key or a folder (datasets, run ids, labeling queues):
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]*")
@@ -83,4 +86,4 @@ QUEUE_FILE = "queue.json"
 JOB_FOLDERS = {"tune": (f"{RUNS_DIR}/*",), "estimate": (f"{ESTIMATES_DIR}/*",),
                "evaluate": (f"{RUNS_DIR}/*/{EVALS_DIR}/*", f"{EVALS_DIR}/*"), "candidates": (f"{JOBS_DIR}/*",),
                "sql": (f"{SQL_JOBS_DIR}/*",), "teacher_pass": (f"{DISTILL_DIR}/*",),
-               "embed_tune": (f"{EMBED_DIR}/*",)}
+               "embed_tune": (f"{EMBED_DIR}/*",), "export": (f"{RUNS_DIR}/*/{EXPORTS_DIR}/*",)}

@@ -90,6 +90,16 @@ def _dispatch(job_dir: Path, job: dict, worker: Worker):
         from core.embed.tune import run_embed_tuning  # sentence-transformers loads for this kind only
 
         return run_embed_tuning(job_dir, worker=worker)
+    if kind == "export":
+        from core.export.config import ExportConfig
+        from core.export.job import run_export  # peft, gguf and the runtimes load for this kind only
+
+        def phase(name: str, done: int | None = None, total: int | None = None) -> None:
+            counts = {} if done is None else {"done": done, "total": total}  # a sub-phase keeps the count
+            worker.status(state="running", phase=name, **counts)
+            if jobs.cancel_requested(job_dir):
+                raise JobCancelled()
+        return run_export(workspace, ExportConfig.from_dict(config), job_dir, phase=phase)
     if kind == "teacher_pass":
         counts = run_teacher_pass(workspace, TeacherPassConfig.from_dict(config), job_dir,
                                   progress=_progress(worker, job_dir))

@@ -12,7 +12,7 @@ from core import job_queue, jobs, runs
 from core.metrics import parse_label
 from core.monitor import read_samples
 from core.names import ACTIVE_STATES, CONFIG_FILE, METHOD_NAMES, TASK_NAMES, UNREADABLE
-from studio import charts, ui
+from studio import charts, export_views, ui
 
 # The small charts under the loss curve, per tuning method: (choice, [(metrics field, name, colour)], axis, %).
 MORE_CURVES = {
@@ -262,6 +262,7 @@ def run_panel(run_dir: Path, status: dict) -> None:
         curves(metrics, status, config)
         samples_table(run_dir, config)
         details(run_dir, status, config)
+        export_views.export_panel(run_dir, status)
 
 
 @st.fragment(run_every=2)

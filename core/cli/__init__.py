@@ -1,13 +1,13 @@
 """`studio` command line. Everything the browser does, this does too; `--json` gives machine-readable
 output. One module per task: models (serve, tune, evaluate, generate), distill (teacher → student),
 runs (runs and the job queue), data (datasets), prefs (preference pairs), sql (statements over the
-workspace's tables), embed (embedding-model tuning)."""
+workspace's tables), embed (embedding-model tuning), export (adapter, merged, GGUF)."""
 from __future__ import annotations
 
 import argparse
 import sys
 
-from core.cli import data, distill, embed, models, prefs, runs, sql
+from core.cli import data, distill, embed, export, models, prefs, runs, sql
 
 
 def parser() -> argparse.ArgumentParser:
@@ -16,7 +16,7 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     common = argparse.ArgumentParser(add_help=False)  # --workspace also works after the subcommand
     common.add_argument("--workspace", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
-    for module in (models, distill, runs, data, prefs, sql, embed):
+    for module in (models, distill, runs, data, prefs, sql, embed, export):
         module.add_parsers(sub, common)
     return p
 

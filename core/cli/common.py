@@ -65,6 +65,8 @@ def with_run(action):
 
 def progress_line(status: dict, metrics: list[dict]) -> str:
     """One line of a job's progress: steps, losses and speed for tuning; answers for generation jobs."""
+    if status.get("kind") == "export":
+        return status.get("phase") or status.get("state") or ""
     if status.get("total") is not None and status.get("kind") in ("evaluate", "candidates"):
         return f"{status.get('done') or 0}/{status.get('total') or '?'} answers  {status.get('phase') or ''}".rstrip()
     last = next((m for m in reversed(metrics) if "loss" in m), {})
