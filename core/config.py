@@ -409,6 +409,11 @@ class TeacherPassConfig(JobConfig):
     calibration: float = DEFAULT_CALIBRATION
     """Classification: the share of the teacher's lean towards labels subtracted before its label is
     chosen, as in evaluation (EvalConfig.calibration); 0 turns it off."""
+    rationale: bool = False
+    """Also ask the teacher, after its answer, for a one-sentence rationale of that answer ("distilling
+    step-by-step", core.distill_rationale); a student can then learn rationale + answer."""
+    rationale_tokens: int = 48
+    """Most new tokens per rationale (greedy)."""
     device: str = "auto"
     """auto, cpu, cuda or mps."""
     name: str = ""
@@ -429,6 +434,9 @@ class TeacherPassConfig(JobConfig):
                f"max_output_tokens must be 1..8192, got {self.max_output_tokens!r}")
         _check(isinstance(self.calibration, (int, float)) and 0 <= self.calibration <= 1,
                f"calibration must be between 0 (off) and 1 (full), got {self.calibration!r}")
+        _check(isinstance(self.rationale, bool), f"rationale must be true or false, got {self.rationale!r}")
+        _check(isinstance(self.rationale_tokens, int) and 1 <= self.rationale_tokens <= 512,
+               f"rationale_tokens must be 1..512, got {self.rationale_tokens!r}")
         _check(self.device in DEVICES, f"device must be {'/'.join(DEVICES)}, got {self.device!r}")
         self.labels = list(dict.fromkeys(str(x) for x in self.labels or []))
 

@@ -28,6 +28,9 @@ FLAGS = {
     "duplicate_answer": "the same answer was given to an earlier prompt (text tasks)",
     "disagrees": "the answer differs from the row's given label (classification)",
     "low_margin": "the best label beat the runner-up by less than the low-margin threshold",
+    "no_rationale": "a rationale was asked for and the teacher gave none (empty, the answer again, or failed; "
+                    "rationale_error "
+                    "says which): the row still teaches its answer, and stays out of the rationale task",
 }
 # Rows with no usable answer: never kept, whatever is decided.
 UNUSABLE = ("failed", "empty")
@@ -39,8 +42,10 @@ LOW_MARGIN = 0.5
 DECISIONS = ("keep", "drop")
 
 
-def flag_rows(rows: list[dict], task: str, labels: list[str], low_margin: float = LOW_MARGIN) -> list[dict]:
-    """Each row with "flags": the FLAGS that apply to it, in FLAGS order."""
+def flag_rows(rows: list[dict], task: str, labels: list[str], low_margin: float = LOW_MARGIN,
+              rationale: bool = False) -> list[dict]:
+    """Each row with "flags": the FLAGS that apply to it, in FLAGS order. `rationale`: the pass asked
+    for rationales, so an answered row without one is flagged."""
     seen_prompts, seen_answers, out = set(), set(), []
     for r in rows:
         answer = r.get("answer")
@@ -65,6 +70,8 @@ def flag_rows(rows: list[dict], task: str, labels: list[str], low_margin: float 
             flags.append("disagrees")
         if r.get("margin") is not None and r["margin"] < low_margin:
             flags.append("low_margin")
+        if rationale and "failed" not in flags and not r.get("rationale"):
+            flags.append("no_rationale")
         out.append({**r, "flags": flags})
     return out
 
@@ -108,7 +115,7 @@ def review(job_dir: str | Path) -> dict:
     stored = read_review(job_dir)
     answers = read_answers(job_dir)
     rows = flag_rows([answers[i] for i in sorted(answers)], teacher.get("task", "classification"),
-                     teacher.get("labels") or [], stored["low_margin"])
+                     teacher.get("labels") or [], stored["low_margin"], bool(teacher.get("rationale")))
     for r in rows:
         r["decision"] = decision(r, stored)
         r["training_answer"] = stored["corrections"].get(r["row"], r.get("answer"))
@@ -116,7 +123,8 @@ def review(job_dir: str | Path) -> dict:
     return {"rows": rows, "counts": {f: sum(f in r["flags"] for r in rows) for f in FLAGS},
             "kept": decided["keep"], "dropped": decided["drop"], "waiting": decided["waiting"],
             "total": teacher.get("rows", len(rows)), "labels": teacher.get("labels") or [],
-            "task": teacher.get("task"), "drop_flags": stored["drop_flags"]}
+            "task": teacher.get("task"), "drop_flags": stored["drop_flags"],
+            "rationale": bool(teacher.get("rationale"))}
 
 
 def decide(job_dir: str | Path, drop_flags: list[str] | tuple[str, ...] | None = None,

@@ -6,10 +6,13 @@ over the runner-up label says how sure the teacher was; other tasks generate gre
 The pass writes its folder (workspace/distill/<id>/):
   teacher.json   what the teacher was asked with: model, run, template, label set, row count
   answers.jsonl  one line per answered row: row, source, line, prompt, answer, status (ok / failed) and
-                 error, the given label where the row has one, the label margin for classification
+                 error, the given label where the row has one, the label margin for classification; with
+                 `rationale` asked, the teacher's one-sentence rationale of its answer and rationale_error
+                 (core.distill_rationale)
 Answers are appended a few batches at a time, so a killed pass loses at most those; a pass started again
 on the same folder reads the file back and answers only the rows without an `ok` line for the same
-prompt (failed rows are tried again: a failure such as running out of memory may not repeat). The last
+prompt (failed rows are tried again: a failure such as running out of memory may not repeat; so are rows
+whose rationale failed, while an empty or echoing one is final). The last
 line of a row wins. Failed rows never reach training, and every one is counted (core.distill_review)."""
 from __future__ import annotations
 
@@ -19,6 +22,7 @@ from pathlib import Path
 from core import runs
 from core.config import BUNDLED_MODEL, ConfigError, GenerationConfig, TeacherPassConfig
 from core.data import DataError, load_dataset
+from core.distill_rationale import add_rationales, rationale_done
 from core.generate import generate_texts, label_sequences
 from core.label_scoring import content_free_prompts, label_lean, score_labels, top_two
 from core.models import RUN_MODEL_PREFIX, load_model
@@ -141,11 +145,11 @@ def run_teacher_pass(workspace: str | Path, cfg: TeacherPassConfig, job_dir: str
     runs.write_json(job_dir / TEACHER_FILE, {"teacher": cfg.teacher, "teacher_model": planned["teacher_model"],
                                             "teacher_run": planned["teacher_run"], "task": cfg.task,
                                             "template": planned["template"], "labels": planned["labels"],
-                                            "rows": len(rows)})
+                                            "rows": len(rows), "rationale": cfg.rationale})
     earlier = read_answers(job_dir)
     # A row is finished when its last line is ok for the same prompt (the file may have changed since).
     finished = {i for i, r in earlier.items() if i < len(rows) and r.get("status") == "ok"
-                and r.get("prompt") == rows[i]["prompt"]}
+                and r.get("prompt") == rows[i]["prompt"] and (not cfg.rationale or rationale_done(r))}
     pending = [r for r in rows if r["row"] not in finished]
     done = len(rows) - len(pending)
     if progress:
@@ -162,7 +166,11 @@ def run_teacher_pass(workspace: str | Path, cfg: TeacherPassConfig, job_dir: str
         size = cfg.batch_size * BATCHES_PER_WRITE
         for start in range(0, len(pending), size):
             chunk = pending[start:start + size]
-            for line in answer_rows(answer, chunk, [rendered[r["row"]] for r in chunk]):
+            lines = answer_rows(answer, chunk, [rendered[r["row"]] for r in chunk])
+            if cfg.rationale:  # written with the answers: a kill loses both or neither
+                lines = add_rationales(lm, tokenizer, cfg.task, lines, max_tokens=cfg.rationale_tokens,
+                                       batch_size=cfg.batch_size, room=planned["max_prompt_tokens"])
+            for line in lines:
                 runs.append_jsonl(job_dir / TEACHER_ANSWERS_FILE, line)
             done += len(chunk)
             if progress:

@@ -1,5 +1,6 @@
 """The Distill page's review step: what the teacher wrote, row by row, with the flags that make a row
-doubtful (failed, empty, off the label set, duplicated, disagreeing with the given label, low margin);
+doubtful (failed, empty, off the label set, duplicated, disagreeing with the given label, low margin, no
+rationale where one was asked) and the teacher's rationale when the pass asked for one;
 filters over them; the rule that drops flagged rows; keep or drop decisions for chosen rows; and doubtful
 rows sent to a labeling queue. Every decision is stored by core.distill_review in the pass's folder."""
 from __future__ import annotations
@@ -77,13 +78,23 @@ def _select_rows(table_key: str, rows_key: str, shown: list[int]) -> None:
     st.session_state[rows_key] = [shown[i] for i in picked or [] if i < len(shown)]
 
 
-def review_table(rows: list[dict]) -> pd.DataFrame:
+def review_table(rows: list[dict], rationale: bool = False) -> pd.DataFrame:
+    """One line a row; with `rationale` (the pass asked for them) the teacher's rationale after its answer,
+    or why there is none."""
+    columns = ["row", "source", "prompt", "answer", *(["rationale"] * rationale), "given", "margin", "flags",
+               "decision"]
     return pd.DataFrame([{"row": r["row"], "source": r.get("source"), "prompt": r.get("prompt"),
                           "answer": r.get("training_answer") if r.get("training_answer") is not None else r.get("answer"),
+                          "rationale": r.get("rationale") or (f"({r['rationale_error']})" if r.get("rationale_error")
+                                                              else None),
                           "given": r.get("given"), "margin": r.get("margin"),
                           "flags": ", ".join(flag_name(f) for f in r["flags"]),
-                          "decision": DECISION_NAMES[r["decision"]]} for r in rows],
-                        columns=["row", "source", "prompt", "answer", "given", "margin", "flags", "decision"])
+                          "decision": DECISION_NAMES[r["decision"]]} for r in rows], columns=columns)
+
+
+def shown_flags(summary: dict) -> list[str]:
+    """The flags this pass can raise: no rationale only where rationales were asked."""
+    return [f for f in FLAGS if f != "no_rationale" or summary.get("rationale")]
 
 
 def filtered(rows: list[dict], flags: list[str], decision: str | None) -> list[dict]:
@@ -105,7 +116,7 @@ def review_step(ws: Path, job_dir: Path, summary: dict) -> None:
     rule_key, margin_key = f"dv_rule::{pid}", f"dv_margin::{pid}"
     c1, c2 = st.columns([3, 1])
     st.session_state.setdefault(rule_key, [f for f in summary["drop_flags"] if f not in UNUSABLE])
-    c1.multiselect("Drop rows flagged", [f for f in FLAGS if f not in UNUSABLE], key=rule_key,
+    c1.multiselect("Drop rows flagged", [f for f in shown_flags(summary) if f not in UNUSABLE], key=rule_key,
                    format_func=flag_name, on_change=_set_rule, args=(job_dir, rule_key),
                    help="Failed and empty answers are always dropped: there is nothing to learn from them.")
     c2.number_input("Low margin below (nats)", 0.0, 20.0, step=0.1, key=margin_key,
@@ -113,7 +124,7 @@ def review_step(ws: Path, job_dir: Path, summary: dict) -> None:
                     help="Classification: the best label beat the runner-up by less than this (log-likelihood).")
 
     f1, f2 = st.columns([3, 2], vertical_alignment="bottom")
-    flags = f1.pills("Show rows flagged", list(FLAGS), selection_mode="multi", key=f"dv_filter::{pid}",
+    flags = f1.pills("Show rows flagged", shown_flags(summary), selection_mode="multi", key=f"dv_filter::{pid}",
                      format_func=lambda f: f"{flag_name(f)} ({counts.get(f, 0)})",
                      help="\n".join(f"- **{flag_name(f)}**: {why}" for f, why in FLAGS.items())) or []
     decision = f2.segmented_control("Decision", ["all", *DECISION_NAMES], default="all", key=f"dv_decision::{pid}",
@@ -121,12 +132,14 @@ def review_step(ws: Path, job_dir: Path, summary: dict) -> None:
     shown = filtered(rows, flags, decision)
     rows_key, table_key = f"dv_rows::{pid}", f"dv_table::{pid}"
     ids = [r["row"] for r in shown]
-    st.dataframe(review_table(shown), hide_index=True, key=table_key, selection_mode="multi-row",
+    st.dataframe(review_table(shown, bool(summary.get("rationale"))), hide_index=True, key=table_key,
+                 selection_mode="multi-row",
                  on_select=partial(_select_rows, table_key, rows_key, ids),  # st.dataframe takes no args=
                  height=min(420, 35 * (len(shown) + 1) + 3), column_config={
                      "row": st.column_config.NumberColumn("row", width="small"),
                      "prompt": st.column_config.TextColumn("prompt", width="large"),
                      "answer": st.column_config.TextColumn("teacher's answer", width="medium"),
+                     "rationale": st.column_config.TextColumn("teacher's rationale", width="large"),
                      "given": st.column_config.TextColumn("given label", width="small"),
                      "margin": st.column_config.NumberColumn("margin", format="%.2f", width="small")})
     st.caption(f"{len(shown)} of {len(rows)} rows shown. Select rows in the table (or in the box below), then "

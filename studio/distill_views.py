@@ -1,6 +1,7 @@
 """The Distill page's teacher and student steps: the teacher-pass form (teacher, prompts, optional labeled
-rows, batch size) and the pass's card with live progress, cancel and resume; the student form (model,
-steps, learning-rate multiplier, eval file) and the student run's live card (studio.run_views). Every
+rows, batch size, an optional rationale per answer) and the pass's card with live progress, cancel and
+resume; the student form (model, steps, learning-rate multiplier, eval file, and for a pass with rationales
+what the student learns: rationale + answer or answer only) and the student run's live card (studio.run_views). Every
 decision is core's (core.distill_teacher, core.distill_student, core.jobs); this module lays them out."""
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import streamlit as st
 from core import inventory, job_queue, jobs, runs
 from core.config import BUNDLED_MODEL, TeacherPassConfig, base_learning_rate, recommend_steps
 from core.data import MIN_EXAMPLES, DataError
-from core.distill_student import create_student, students_of
+from core.distill_student import ANSWER_ONLY, RATIONALE_AND_ANSWER, create_student, students_of
 from core.distill_teacher import plan, read_answers
 from core.model_size import parameter_estimate
 from core.models import RUN_MODEL_PREFIX
@@ -21,6 +22,7 @@ from studio import run_views, ui
 OTHER_MODEL = "\x00other"
 PROMPT_SOURCES = {"dataset": "A dataset in the workspace", "upload": "Upload a file", "path": "A file path"}
 BATCH_SIZES = [1, 2, 4, 8, 16, 32]
+LEARNS = {RATIONALE_AND_ANSWER: "Rationale + answer (two tasks)", ANSWER_ONLY: "Answer only"}
 
 
 def say(kind: str, text: str) -> None:
@@ -98,12 +100,19 @@ def teacher_form(ws: Path) -> None:
                               help="The first N rows only: prompts first, then the labeled rows.")
     device = c[2].selectbox("Device", DEVICES, key="dv_device", help="auto picks a GPU when there is one.")
     name = c[3].text_input("Name (optional)", key="dv_pass_name")
+    c1, c2 = st.columns([3, 2], vertical_alignment="bottom")
+    rationale = c1.checkbox("Also ask the teacher why (a one-sentence rationale per answer)", key="dv_rationale",
+                            help="Distilling step-by-step: the student can then learn the rationales as a second "
+                                 "task, while its answer to the normal prompt stays the answer alone. Costs one "
+                                 "short generation per row.")
+    rationale_tokens = c2.number_input("Rationale length (tokens)", 1, 512, value=48, key="dv_rationale_tokens",
+                                       disabled=not rationale)
     if st.button("Start the teacher pass", type="primary", icon=":material/school:", key="dv_start",
                  disabled=not teacher or not (prompts or labeled)):
         start_pass(ws, dict(
             teacher=teacher, task=task, prompts=prompts, labeled=labeled, batch_size=int(batch),
             labels=[x.strip() for x in labels.split(",") if x.strip()], limit=int(limit) or None, device=device,
-            name=name.strip()))
+            rationale=bool(rationale), rationale_tokens=int(rationale_tokens), name=name.strip()))
     elif not (prompts or labeled):
         st.caption("Choose prompts, labeled rows or both for the teacher to answer.")
 
@@ -177,6 +186,10 @@ def pass_card(ws: Path, job_dir: Path, status: dict) -> None:
     c[1].metric("Answered", f"{len(answers) - failed:,}", border=True)
     c[2].metric("Failed", f"{failed:,}", border=True,
                 help="Rows the teacher could not answer (the error is kept); they never reach the student.")
+    if teacher.get("rationale"):
+        explained = sum(bool(r.get("rationale")) for r in answers.values())
+        st.caption(f":material/lightbulb: Rationales: {explained} of {len(answers) - failed} answered rows. Rows "
+                   "without one (empty or failed) still teach their answer: filter them by **no rationale** below.")
     with c[3]:
         if state in ACTIVE_STATES and not jobs.cancel_requested(job_dir):
             st.button("Cancel", icon=":material/stop_circle:", key=f"dv_cancel::{job_dir.name}", on_click=_cancel,
@@ -223,6 +236,13 @@ def student_form(ws: Path, job_dir: Path, summary: dict) -> None:
                                     none_label="None: hold out a slice of the kept rows",
                                     help="Labeled rows for the eval loss curve and the best checkpoint.")
     name = c2.text_input("Run name (optional)", key="dv_student_name")
+    learns = ANSWER_ONLY
+    if summary.get("rationale"):
+        learns = st.radio("The student learns", list(LEARNS), format_func=LEARNS.get, horizontal=True,
+                          key=f"dv_student_learns::{job_dir.name}",
+                          help="Rationale + answer: besides prompt → answer, an “Explain …” prompt → the teacher's "
+                               "rationale, rendered through the student's template; its answer to the normal prompt "
+                               "stays the answer alone, so evaluation scores it as usual.")
     rate = base_learning_rate("sft", parameter_estimate(model, ws))
     st.caption(f":material/info: {kept} kept teacher answers. {why} Learning rate: {multiplier:g} × {rate:g} "
                f"= {multiplier * rate:.3g}.")
@@ -234,6 +254,7 @@ def student_form(ws: Path, job_dir: Path, summary: dict) -> None:
         teacher = (runs.read_json(job_dir / TEACHER_FILE, {}) or {}).get("teacher") or job_dir.name
         try:
             run_dir, why = create_student(ws, job_dir, model=model, eval_file=eval_path, steps=int(steps),
+                                          learns=learns,
                                           learning_rate_multiplier=float(multiplier), batch_size=int(batch),
                                           name=name.strip() or f"student of {Path(teacher).name}")
         except ValueError as e:  # DataError and ConfigError among them

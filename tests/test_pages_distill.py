@@ -228,3 +228,36 @@ def test_a_running_pass_shows_its_progress_and_can_be_cancelled(ws):
     at.button(key=f"dv_cancel::{job_dir.name}").click().run()
     assert not at.exception
     assert jobs.cancel_requested(job_dir)
+
+
+def test_a_pass_with_rationales_shows_them_and_offers_what_the_student_learns(ws):
+    job_dir = finished_pass(ws)
+    runs.write_json(job_dir / "teacher.json", {**runs.read_json(job_dir / "teacher.json"), "rationale": True})
+    lines = runs.read_jsonl(job_dir / "answers.jsonl")
+    for line in lines:  # row 5's rationale came out empty; the failed row 3 has no answer to explain
+        text = None if line["row"] in (3, 5) else f"it is about {line['answer']}"
+        error = {3: "no answer to explain", 5: "empty: the teacher wrote no rationale"}.get(line["row"])
+        line.update(rationale=text, rationale_error=error)
+    runs.write_jsonl(job_dir / "answers.jsonl", lines)
+    keys = review_keys(job_dir)
+    at = open_page("distill")
+    assert not at.exception, [e.value for e in at.exception]
+    table = at.dataframe[0].value.set_index("row")
+    assert table.loc[0, "rationale"] == "it is about games"
+    assert table.loc[5, "rationale"] == "(empty: the teacher wrote no rationale)"
+    assert "no rationale" in table.loc[5, "flags"] and table.loc[5, "decision"] == "Kept"
+    at.button_group(key=keys["filter"]).set_value(["no_rationale"]).run()
+    assert list(at.dataframe[0].value["row"]) == [5]  # the failed row is flagged failed, not this
+    assert any("Rationales: 13 of 14 answered rows" in c.value for c in at.caption)
+    learns = at.radio(key=f"dv_student_learns::{job_dir.name}")
+    assert learns.value == "rationale_and_answer" and learns.options == ["Rationale + answer (two tasks)",
+                                                                         "Answer only"]
+    assert at.checkbox(key="dv_rationale").value is False  # the new-pass form: asking is a choice
+
+
+def test_a_pass_without_rationales_offers_no_rationale_filter_nor_column(ws):
+    job_dir = finished_pass(ws)
+    at = open_page("distill")
+    assert "rationale" not in at.dataframe[0].value.columns
+    assert not any("rationale" in str(o) for o in at.button_group(key=review_keys(job_dir)["filter"]).options)
+    assert not [r for r in at.radio if r.key == f"dv_student_learns::{job_dir.name}"]

@@ -2,7 +2,9 @@
 are jobs on the one road: the teacher pass (core.distill_teacher) runs and is waited for, its answers are
 reviewed by the default rule (core.distill_review: failed, empty and off-label answers are dropped, or
 only failed and empty ones with --keep-all), and a student run is tuned on the kept answers
-(core.distill_student), waited for with --wait. With --compare EVAL_FILE, teacher, student and student-before
+(core.distill_student), waited for with --wait. With --rationale the teacher also explains each answer in
+one sentence and the student learns rationale + answer as two tasks (core.distill_rationale; --answer-only
+keeps it to the answers). With --compare EVAL_FILE, teacher, student and student-before
 are then scored on that file (core.cli.distill_compare); with --student-run, an existing student is."""
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ from core.cli.distill_compare import comparison_failure, format_comparison, run_
 from core.config import BUNDLED_MODEL, ConfigError, TeacherPassConfig
 from core.data import DataError
 from core.distill_review import DEFAULT_DROP, UNUSABLE, decide, review
-from core.distill_student import create_student
+from core.distill_student import ANSWER_ONLY, RATIONALE_AND_ANSWER, create_student, pass_has_rationales
 from core.distill_teacher import plan
 from core.names import DEVICES, DISTILL_DIR, FINAL_STATES, REVIEW_FILE, TASKS, TEACHER_FILE
 
@@ -43,7 +45,8 @@ def _teacher_pass(a, ws: Path) -> Path:
     cfg = TeacherPassConfig(teacher=a.teacher, task=a.task, prompts=_absolute(a.prompts), labeled=_absolute(a.labels),
                             labels=a.label or [], template=a.teacher_template, input_column=a.input_column,
                             output_column=a.output_column, limit=a.limit, batch_size=a.teacher_batch_size,
-                            max_output_tokens=a.max_output_tokens, device=a.device)
+                            max_output_tokens=a.max_output_tokens, rationale=a.rationale,
+                            rationale_tokens=a.rationale_tokens, device=a.device)
     plan(ws, cfg)  # a bad file, a missing label set or an unfinished teacher run fails here, not in the worker
     job_dir = jobs.create_teacher_pass(ws, cfg)
     submit_and_report(job_dir, quiet=a.json)
@@ -105,8 +108,14 @@ def cmd_distill(a) -> int:
     if not a.json:
         print(f"teacher pass {job_dir.name}: {_counts_line(summary)}", flush=True)
     teacher = (runs.read_json(job_dir / TEACHER_FILE, {}) or {}).get("teacher") or job_dir.name
+    explained = pass_has_rationales(job_dir)
+    if a.rationale and not explained:
+        return fail(f"teacher pass {job_dir.name} was run without rationales: start a new pass with --rationale "
+                    "(or leave --rationale out to learn its answers only)")
+    learns = RATIONALE_AND_ANSWER if explained and not a.answer_only else ANSWER_ONLY
     try:
         run_dir, why = create_student(ws, job_dir, model=a.student, eval_file=_absolute(a.eval), steps=a.steps,
+                                      learns=learns,
                                       learning_rate_multiplier=a.learning_rate_multiplier, template=a.template,
                                       batch_size=a.batch_size, device=a.device, seed=a.seed,
                                       name=a.name or f"student of {Path(teacher).name}")
@@ -121,6 +130,7 @@ def cmd_distill(a) -> int:
     if a.json:
         print(json.dumps({"run_id": run_dir.name, "run_dir": str(run_dir), "status": state,
                           "teacher_pass": job_dir.name, "teacher_pass_dir": str(job_dir), "counts": counts,
+                          "learns": learns,
                           **({"comparison": comparison} if comparison is not None else {})}))
     return code
 
@@ -138,6 +148,12 @@ def add_parsers(sub, common) -> None:
                                                     "labeled file's, else the teacher run's)")
     d.add_argument("--task", choices=TASKS, default="classification",
                    help="classification: the teacher's answer is its best-scoring label; other tasks: greedy text")
+    d.add_argument("--rationale", action="store_true",
+                   help="also ask the teacher for a one-sentence rationale of each answer; the student learns "
+                        "rationale + answer as two tasks (its answer to the normal prompt stays the answer alone)")
+    d.add_argument("--rationale-tokens", type=int, default=48, help="most tokens per rationale (with --rationale)")
+    d.add_argument("--answer-only", action="store_true",
+                   help="the student learns the answers only, also from a pass that has rationales")
     d.add_argument("--teacher-pass", type=TEACHER_PASS_ID,
                    help="reuse (or resume) an earlier teacher pass instead of starting one")
     d.add_argument("--keep-all", action="store_true",
