@@ -10,6 +10,7 @@ Where each kind lives in the workspace:
   sql         sql/jobs/<id>/            (a statement with ML functions over many rows; result.parquet, result.json)
   teacher_pass distill/<id>/            (distillation: answers.jsonl, teacher.json, review.json, student_data/)
   embed_tune  embeddings/<id>/          (embedding tuning: model/, results.json, per_query.jsonl; core.embed)
+  image_tune  images/<id>/              (image tuning: lora/, samples/, compare/; core.images; trials in images/trials/)
   export      runs/<run>/exports/<label>/  (adapter zip, merged folder or GGUF, export.json; core.export)
 No torch here: the UI imports this module."""
 from __future__ import annotations
@@ -113,6 +114,23 @@ def create_export(workspace: str | Path, config) -> Path:
     runs.write_json(job_dir / STATUS_FILE, {"run_id": job_dir.name, "name": name, "kind": "export", "state": "queued",
                                             "created": runs.now_iso(), "done": 0, "total": None})
     return _write_job(job_dir, workspace, "export", config.to_dict(), name)
+
+
+def create_image_tune(workspace: str | Path, config, trial: bool = False) -> Path:
+    """An image-tuning job's folder (workspace/images/<id>/), queued: LoRA on a diffusion pipeline's UNet,
+    then the base-vs-tuned compare grid (core.images.tune). With `trial`, its speed trial instead
+    (workspace/images/trials/<id>/: a few real steps and one image, timings kept)."""
+    from core.images.trial import TRIAL_STEPS
+    from core.names import IMAGE_TRIALS_DIR, IMAGES_DIR
+
+    workspace = Path(workspace).resolve()
+    kind = "image_trial" if trial else "image_tune"
+    model = Path(config.model).name if Path(config.model).is_dir() else config.model
+    name = "image speed trial" if trial else config.name or f"{config.mode} · {model}"
+    job_dir = _new_folder(workspace / (IMAGE_TRIALS_DIR if trial else IMAGES_DIR), "trial" if trial else "image",
+                          name, kind)
+    runs.update_status(job_dir, step=0, max_steps=TRIAL_STEPS if trial else config.max_iterations)
+    return _write_job(job_dir, workspace, kind, config.to_dict(), name)
 
 
 def create_sql(workspace: str | Path, statement: str, *, allow_dirs=(), device: str = "auto",

@@ -15,10 +15,12 @@ METHOD_NAMES = {"sft": "Supervised", "dpo": "Preference (DPO)"}
 DEVICES = ("auto", "cpu", "cuda", "mps")
 
 # Every kind of background work is a job folder with job.json = {kind, config}; core.worker runs it.
-JOB_KINDS = ("tune", "estimate", "evaluate", "candidates", "sql", "teacher_pass", "embed_tune", "export")
+JOB_KINDS = ("tune", "estimate", "evaluate", "candidates", "sql", "teacher_pass", "embed_tune", "export",
+             "image_tune", "image_trial")
 JOB_KIND_NAMES = {"tune": "Tuning", "estimate": "Speed trial", "evaluate": "Evaluation",
                   "candidates": "Candidate pairs", "sql": "SQL statement", "teacher_pass": "Teacher pass",
-                  "embed_tune": "Embedding tuning", "export": "Export"}
+                  "embed_tune": "Embedding tuning", "export": "Export",
+                  "image_tune": "Image tuning", "image_trial": "Image speed trial"}
 STATES = ("queued", "running", "succeeded", "failed", "cancelled")
 FINAL_STATES = ("succeeded", "failed", "cancelled")
 ACTIVE_STATES = ("queued", "running")
@@ -81,9 +83,13 @@ SQL_DIR = "sql"                      # the SQL workbench: its database, model na
 SQL_JOBS_DIR = f"{SQL_DIR}/jobs"
 DISTILL_DIR = "distill"              # teacher passes (distillation), one folder each
 EMBED_DIR = "embeddings"             # embedding-model tuning jobs (core.embed), one folder each
+IMAGES_DIR = "images"                # image-model (diffusion LoRA) tuning jobs (core.images), one folder each
+IMAGE_TRIALS_DIR = f"{IMAGES_DIR}/trials"  # their speed trials
+IMAGE_SETS_DIR = "image_sets"        # uploaded training images, one folder per set
 QUEUE_FILE = "queue.json"
 # Where each kind's job folders are, as globs relative to the workspace (core.jobs creates them there).
 JOB_FOLDERS = {"tune": (f"{RUNS_DIR}/*",), "estimate": (f"{ESTIMATES_DIR}/*",),
                "evaluate": (f"{RUNS_DIR}/*/{EVALS_DIR}/*", f"{EVALS_DIR}/*"), "candidates": (f"{JOBS_DIR}/*",),
                "sql": (f"{SQL_JOBS_DIR}/*",), "teacher_pass": (f"{DISTILL_DIR}/*",),
-               "embed_tune": (f"{EMBED_DIR}/*",), "export": (f"{RUNS_DIR}/*/{EXPORTS_DIR}/*",)}
+               "embed_tune": (f"{EMBED_DIR}/*",), "export": (f"{RUNS_DIR}/*/{EXPORTS_DIR}/*",),
+               "image_tune": (f"{IMAGES_DIR}/*",), "image_trial": (f"{IMAGE_TRIALS_DIR}/*",)}

@@ -71,7 +71,7 @@ def _describe(workspace: Path, entry: dict) -> dict:
     job_dir = workspace / entry["job"]
     job, status = jobs.read_job(job_dir), runs.read_status(job_dir)
     kind = job.get("kind", "tune")
-    if kind in ("tune", "estimate", "embed_tune"):
+    if kind in ("tune", "estimate", "embed_tune", "image_tune", "image_trial"):
         progress = f"step {status.get('step') or 0} of {status.get('max_steps') or '?'}"
     else:
         progress = f"{status.get('done') or 0} of {status.get('total') or '?'} answers"

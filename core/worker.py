@@ -100,6 +100,10 @@ def _dispatch(job_dir: Path, job: dict, worker: Worker):
             if jobs.cancel_requested(job_dir):
                 raise JobCancelled()
         return run_export(workspace, ExportConfig.from_dict(config), job_dir, phase=phase)
+    if kind in ("image_tune", "image_trial"):
+        from core.images.tune import run_image_tuning  # diffusers loads for these kinds only
+
+        return run_image_tuning(job_dir, worker=worker, trial=kind == "image_trial")
     if kind == "teacher_pass":
         counts = run_teacher_pass(workspace, TeacherPassConfig.from_dict(config), job_dir,
                                   progress=_progress(worker, job_dir))

@@ -12,6 +12,7 @@ page = st.navigation([
     st.Page("app_pages/playground.py", title="Playground", icon=":material/forum:"),
     st.Page("app_pages/evaluate.py", title="Evaluate", icon=":material/analytics:"),
     st.Page("app_pages/embeddings.py", title="Embeddings", icon=":material/manage_search:"),
+    st.Page("app_pages/images.py", title="Images", icon=":material/image:"),
     st.Page("app_pages/sql.py", title="SQL", icon=":material/database:"),
     st.Page("app_pages/runs.py", title="Runs", icon=":material/history:"),
     st.Page("app_pages/preferences.py", title="Preferences", icon=":material/thumbs_up_down:"),

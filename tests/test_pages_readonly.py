@@ -13,7 +13,7 @@ from core.config import CandidatesConfig, EvalConfig, TuneConfig
 from core.templates import default_template
 
 LABELS = ["games", "mail", "science"]
-PAGES = ("datasets", "tune", "distill", "playground", "evaluate", "embeddings", "sql", "runs", "preferences")
+PAGES = ("datasets", "tune", "distill", "playground", "evaluate", "embeddings", "images", "sql", "runs", "preferences")
 
 
 def snapshot(ws: Path) -> dict[str, tuple[int, str]]:
