@@ -124,6 +124,9 @@ class TuneConfig(JobConfig):
     """Column holding the ideal answer; None means auto-detect."""
     device: str = "auto"
     """auto, cpu, cuda or mps."""
+    processes: int = 1
+    """Processes that train the run together, data parallel (one per GPU; core.launch starts them under
+    torchrun). Each takes an equal share of every batch, so batch_size must be a multiple of it."""
     seed: int = 0
     """Random seed for data order and adapter init."""
     name: str = ""
@@ -155,6 +158,11 @@ class TuneConfig(JobConfig):
         _check(self.early_stopping_patience >= 0, f"early_stopping_patience must be >= 0, got {self.early_stopping_patience!r}")
         _check(0 <= self.eval_samples <= 20, f"eval_samples must be 0..20, got {self.eval_samples!r}")
         _check(self.device in DEVICES, f"device must be {'/'.join(DEVICES)}, got {self.device!r}")
+        _check(isinstance(self.processes, int) and 1 <= self.processes <= 64,
+               f"processes must be 1..64, got {self.processes!r}")
+        _check(self.batch_size % self.processes == 0, f"batch_size {self.batch_size} must be a multiple of processes "
+               f"({self.processes}): each process takes an equal share of every batch")
+        _check(self.processes == 1 or self.device != "mps", "processes must be 1 on mps (one Apple GPU)")
         _check(self.method in METHODS, f"method must be {' or '.join(METHODS)}, got {self.method!r}")
         _check(0 < self.beta <= 10, f"beta must be in (0, 10], got {self.beta!r}")
 

@@ -1,5 +1,9 @@
 """Batched generation with the reference workflow's knobs (max_output_tokens, temperature, top_k,
-top_p, stop_sequences). Prompts are full rendered strings from core.templates.render_prompt."""
+top_p, stop_sequences). Prompts are full rendered strings from core.templates.render_prompt.
+
+The one place free text is generated in batches: with vLLM installed and a CUDA GPU, an inference model's
+batch goes to vLLM (core.vllm_engine) with the same prompts and greedy answers; otherwise, and for
+constrained decoding, transformers' generate() answers."""
 from __future__ import annotations
 
 import time
@@ -60,7 +64,17 @@ def generate_texts(model, tokenizer, prompts: list[str], cfg: GenerationConfig |
     instead of raising, so one bad batch never sinks a whole evaluation."""
     import torch
 
+    from core import vllm_engine
+
     cfg = cfg or GenerationConfig()
+    llm = vllm_engine.engine_for(model, len(prompts), only)
+    if llm is not None:
+        try:
+            return vllm_engine.generate(llm, model, tokenizer, prompts, cfg, progress=progress, stats=stats)
+        except Exception as e:  # whatever vLLM raised: the transformers path below gives the same answers
+            if not keep_going:
+                raise
+            print(f"vLLM failed ({type(e).__name__}: {e}); answering with transformers", flush=True)
     device = next(model.parameters()).device
     tokenizer.padding_side = "left"  # decoder-only models continue from the right edge
     kwargs = _generate_kwargs(cfg, tokenizer)
@@ -96,7 +110,7 @@ def generate_texts(model, tokenizer, prompts: list[str], cfg: GenerationConfig |
         if progress:
             progress(len(out), len(prompts))
     if stats is not None:
-        stats.update(new_tokens=new_tokens, seconds=time.perf_counter() - t0)
+        stats.update(new_tokens=new_tokens, seconds=time.perf_counter() - t0, engine="transformers")
     answers: list[str | None] = [None] * len(prompts)
     for i, text in zip(order, out):
         answers[i] = text

@@ -6,7 +6,9 @@ queue.json order. Every decision happens under a file lock, so two launches at o
 queue.json = {"waiting": [{"job": PATH, "device": D}], "started": [...]}, PATH relative to the workspace.
 
 Nothing here imports torch: the UI and the CLI import this module. A job runs as `python -m core.worker
-DIR` in its own process session, so it outlives a closed browser or a stopped `studio serve`."""
+DIR` in its own process session, so it outlives a closed browser or a stopped `studio serve`. A tuning job
+that asks for several processes (core.launch) takes the whole device while it runs. With the Ray executor
+(core.executor) a started job is handed to the cluster instead (core.ray_executor), `slots` at a time."""
 from __future__ import annotations
 
 import fcntl
@@ -17,13 +19,13 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from core import runs
+from core import executor, launch, runs
 from core.names import CONFIG_FILE, FINAL_STATES, JOB_FILE, QUEUE_FILE, STATUS_FILE, WORKER_LOG
 
 # Environment: how many jobs one GPU runs at once (big GPUs fit several small jobs); CPUs run one.
 SLOTS_ENV = "STUDIO_JOBS_PER_GPU"
-# Set for a worker process: the CPU threads it may use, so processes never oversubscribe the cores.
-THREADS_ENV = "STUDIO_WORKER_THREADS"
+# Set for a worker process: the CPU threads it may use (core.launch), so processes never oversubscribe the cores.
+THREADS_ENV = launch.THREADS_ENV
 
 
 # ---------------------------------------------------------------- devices
@@ -98,7 +100,8 @@ def job_path(job_dir: str | Path) -> str:
 def _entry(job_dir: Path) -> dict:
     job = runs.read_json(job_dir / JOB_FILE, {}) or {}
     config = job.get("config") or runs.read_json(job_dir / CONFIG_FILE, {}) or {}
-    return {"job": job_path(job_dir), "device": device_of(config)}
+    processes = launch.processes_of({**job, "config": config})
+    return {"job": job_path(job_dir), "device": device_of(config), **({"processes": processes} if processes > 1 else {})}
 
 
 # ---------------------------------------------------------------- reaping and launching
@@ -131,6 +134,7 @@ def _reap(workspace: Path, data: dict) -> None:
         status = runs.read_json(job_dir / STATUS_FILE, {}) or {}
         # Still on the device: running, or launched (a pid) and not yet running. A queued status without
         # a pid was put back in line (a resume) and holds no device.
+        # (For a job on a Ray cluster the pid is its local watcher's until the worker starts.)
         if job_dir.is_dir() and (status.get("state") == "running"
                                  or (status.get("state") == "queued" and status.get("pid"))):
             alive.append(e)
@@ -158,14 +162,40 @@ def _spawn(job_dir: Path, device: str) -> subprocess.Popen:
 
 def _launch(workspace: Path, data: dict, entry: dict) -> None:
     job_dir = workspace / entry["job"]
-    proc = _spawn(job_dir, entry["device"])
+    setting = executor.read_setting(workspace)
+    if setting["kind"] == "ray":
+        from core import ray_executor  # Ray's client loads only when jobs go to a cluster
+
+        try:
+            where = ray_executor.submit(job_dir, runs.read_json(job_dir / JOB_FILE, {}) or {}, setting)
+        except Exception as e:  # unreachable cluster, Ray missing, submission refused: the job fails, not the queue
+            runs.update_status(job_dir, state="failed", finished=runs.now_iso(),
+                               error=f"Could not submit to the Ray cluster at {setting['address']}: {e}",
+                               hint="Check that the cluster is up (`ray status` on its head node), or run jobs "
+                                    "on this machine again: studio executor local.")
+            return
+    else:
+        where = {"pid": _spawn(job_dir, entry["device"]).pid}
     # Record the pid now, so a worker that dies while importing torch is still detected.
-    runs.update_status(job_dir, pid=proc.pid, heartbeat_ts=time.time(), launched=runs.now_iso())
+    # launcher_pid: the torchrun of an earlier launch (core.worker.supervise) no longer owns the folder.
+    runs.update_status(job_dir, heartbeat_ts=time.time(), launched=runs.now_iso(), launcher_pid=None, **where)
     data["started"].append(entry)
 
 
-def _free(data: dict, device: str) -> bool:
-    return sum(e["device"] == device for e in data["started"]) < slots(device)
+def _slots(workspace: Path, device: str) -> int:
+    setting = executor.read_setting(workspace)
+    return int(setting.get("slots") or 1) if setting["kind"] == "ray" else slots(device)
+
+
+def _free(workspace: Path, data: dict, entry: dict) -> bool:
+    """Room on the entry's device. Locally, a job of several processes needs the device to itself (one
+    process per GPU), and nothing starts beside it; on a cluster, Ray places each job itself."""
+    device = entry["device"]
+    beside = [e for e in data["started"] if e["device"] == device]
+    if executor.read_setting(workspace)["kind"] == "local" and beside and (
+            entry.get("processes", 1) > 1 or any(e.get("processes", 1) > 1 for e in beside)):
+        return False
+    return len(beside) < _slots(workspace, device)
 
 
 # ---------------------------------------------------------------- the queue's verbs
@@ -180,7 +210,7 @@ def submit(job_dir: str | Path) -> str:
         data = _read(workspace)
         data["waiting"] = [e for e in data["waiting"] if e["job"] != entry["job"]]  # a resubmission replaces
         _reap(workspace, data)
-        if _free(data, entry["device"]) and not any(e["device"] == entry["device"] for e in data["waiting"]):
+        if _free(workspace, data, entry) and not any(e["device"] == entry["device"] for e in data["waiting"]):
             _launch(workspace, data, entry)
             _write(workspace, data)
             return "started"
@@ -198,8 +228,10 @@ def start_next(workspace: str | Path) -> list[str]:
     with _locked(workspace):
         data = _read(workspace)
         _reap(workspace, data)
+        blocked = set()  # a device whose next job cannot start yet: the jobs behind it wait too (no overtaking)
         for entry in list(data["waiting"]):
-            if not _free(data, entry["device"]):
+            if entry["device"] in blocked or not _free(workspace, data, entry):
+                blocked.add(entry["device"])
                 continue
             data["waiting"].remove(entry)
             job_dir = workspace / entry["job"]

@@ -133,6 +133,10 @@ def fast_sft_trainer():
                        for g in groups)
 
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            if isinstance(model, torch.nn.parallel.DistributedDataParallel):
+                # Several processes (core.launch): gradients are averaged across them only by a forward
+                # through the wrapper, so the step takes TRL's loss there (the same math, tested).
+                return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
             inner = model.get_base_model() if hasattr(model, "get_base_model") else model
             if not plain_head(inner) or not hasattr(inner, "base_model") or "position_ids" in inputs:
                 return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)

@@ -2,10 +2,15 @@
 config.json and writes status.json, metrics.jsonl, checkpoints/ and adapter/; core.worker runs it in its
 own process (`python -m core.worker RUN_DIR`) and records how it ends.
 
+A run may ask for several processes (TuneConfig.processes): the queue then starts it under torchrun
+(core.launch) and the Trainer trains data parallel, each process taking its share of every batch, so the
+run learns from the same batches as with one process; only rank 0 writes the run folder.
+
 Loss is on the answer tokens only: each example is a (prompt, completion) pair whose prompt is
 core.templates.render_prompt, the same string generation and evaluation use later."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from core import preferences, runs
@@ -86,6 +91,31 @@ def preference_pairs(cfg: TuneConfig, workspace: Path) -> tuple[list[dict], list
     return pairs, held
 
 
+def per_process_batch(cfg: TuneConfig, world: int) -> int:
+    """Each process's share of a step's batch: the run's batch is the same whatever the processes."""
+    if cfg.batch_size % world:
+        raise ValueError(f"batch size {cfg.batch_size} does not split evenly over {world} processes; "
+                         f"choose a batch size that is a multiple of {world}")
+    return cfg.batch_size // world
+
+
+def agree_on_stop():
+    """A TrainerCallback for several processes: each reads the cancel file on its own, and one that
+    stopped alone would leave the others waiting for it forever, so all stop (and save) when any would."""
+    import torch
+    import torch.distributed as dist
+    from transformers import TrainerCallback
+
+    class AgreeOnStop(TrainerCallback):
+        def on_step_end(self, args, state, control, **kw):
+            flags = torch.tensor([control.should_training_stop, control.should_save], dtype=torch.int32,
+                                 device=args.device)
+            dist.all_reduce(flags, op=dist.ReduceOp.MAX)
+            control.should_training_stop, control.should_save = bool(flags[0]), bool(flags[1])
+
+    return AgreeOnStop()
+
+
 def _train(run_dir: Path, worker: Worker, resume: bool):
     import torch
     from datasets import Dataset
@@ -102,6 +132,11 @@ def _train(run_dir: Path, worker: Worker, resume: bool):
     workspace = run_dir.parent.parent  # runs/<id> or estimates/<id>
     device = pick_device(cfg.device)
     bf16 = use_bf16(device)
+    world = int(os.environ.get("WORLD_SIZE", "1"))  # set by torchrun: this run's processes
+    batch = per_process_batch(cfg, world)
+    if device == "cuda" and world > torch.cuda.device_count():
+        raise RuntimeError(f"this run has {world} processes, one per GPU, and this machine has "
+                           f"{torch.cuda.device_count()} GPU(s); lower its processes")
     location = resolve_model(cfg.model, workspace)
     tokenizer = load_tokenizer(location)
     if cfg.method == "dpo":
@@ -133,7 +168,7 @@ def _train(run_dir: Path, worker: Worker, resume: bool):
     pick_best = bool(eval_rows) and (cfg.best_checkpoint or cfg.early_stopping_patience > 0)
     common = dict(
         output_dir=str(run_dir / CHECKPOINTS_DIR), max_steps=cfg.max_iterations, learning_rate=cfg.learning_rate,
-        per_device_train_batch_size=cfg.batch_size, per_device_eval_batch_size=cfg.batch_size,
+        per_device_train_batch_size=batch, per_device_eval_batch_size=batch,
         lr_scheduler_type="linear", warmup_steps=0.05, logging_steps=1, seed=cfg.seed,
         eval_strategy="steps" if eval_rows else "no", eval_steps=cfg.eval_every,
         save_strategy="steps", save_steps=cfg.eval_every, save_total_limit=2,  # the best and the last
@@ -141,13 +176,19 @@ def _train(run_dir: Path, worker: Worker, resume: bool):
         greater_is_better=False if pick_best else None,
         report_to="none", disable_tqdm=True, bf16=bf16, use_cpu=device == "cpu",
         max_length=cfg.max_seq_length, gradient_checkpointing=cfg.gradient_checkpointing,
-        include_num_input_tokens_seen="non_padding", dataloader_num_workers=0)
+        include_num_input_tokens_seen="non_padding", dataloader_num_workers=0,
+        # Several processes: every LoRA weight takes part in every step, so DDP need not search for unused
+        # ones (a full graph walk each step), and checkpointed layers must not re-enter autograd under DDP.
+        **(dict(ddp_find_unused_parameters=False,
+                gradient_checkpointing_kwargs={"use_reentrant": False}) if world > 1 else {}))
     peft_config = LoraConfig(r=cfg.lora.rank, lora_alpha=cfg.lora.alpha, lora_dropout=cfg.lora.dropout,
                              target_modules=cfg.lora.target_modules, task_type="CAUSAL_LM")
     callbacks = [make_callback(worker, cfg.max_iterations, samples, tokenizer,
                                sample_tokens=16 if cfg.task == "classification" else 48)]
     if pick_best and cfg.early_stopping_patience:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=cfg.early_stopping_patience))
+    if world > 1:
+        callbacks.append(agree_on_stop())  # last: it sees what every other callback decided
     data = dict(train_dataset=Dataset.from_list(train_rows),
                 eval_dataset=Dataset.from_list(eval_rows) if eval_rows else None)
     if cfg.method == "dpo":  # the reference model is the same weights with the adapter switched off

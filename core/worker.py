@@ -18,7 +18,7 @@ import threading
 import traceback
 from pathlib import Path
 
-from core import job_queue, jobs, runs
+from core import job_queue, jobs, launch, runs
 from core.candidates import generate_candidates
 from core.config import CandidatesConfig, EvalConfig, TeacherPassConfig
 from core.distill_teacher import run_teacher_pass
@@ -30,7 +30,7 @@ from core.train import (
     run_tuning,  # these modules load torch only when a job runs, not on import
 )
 
-CHILD_ENV = "STUDIO_WORKER_CHILD"
+CHILD_ENV = launch.CHILD_ENV
 
 
 class JobCancelled(Exception):
@@ -118,7 +118,10 @@ def run_job(job_dir: str | Path):
     job = jobs.read_job(job_dir)
     worker = Worker(job_dir)
     worker.status(state="running", started=runs.now_iso(), pid=os.getpid(), phase="loading model",
-                  error=None, hint=None, kind=job.get("kind"))
+                  error=None, hint=None, kind=job.get("kind"),
+                  # rank 0 under torchrun: its parent is the launcher the supervisor started (see supervise)
+                  launcher_pid=os.getppid() if "RANK" in os.environ else None,
+                  processes=int(os.environ.get("WORLD_SIZE", "1")))
     heartbeat = threading.Thread(target=worker.beat, daemon=True)
     heartbeat.start()
     try:
@@ -142,15 +145,29 @@ def run_job(job_dir: str | Path):
 
 
 def supervise(job_dir: Path) -> int:
-    """Run the job as a child process; whatever way it ends, record it and start the next job."""
-    env = {**os.environ, CHILD_ENV: "1"}
-    child = subprocess.Popen([sys.executable, "-m", "core.worker", str(job_dir)], env=env)
+    """Run the job as a child process (torchrun around N of them when it asks for several processes,
+    core.launch); whatever way it ends, record it and start the next job."""
+    job = jobs.read_job(job_dir)
+    processes = launch.processes_of(job)
+    try:
+        launch.check_processes(processes, job_queue.device_of(job.get("config") or {}))
+    except ValueError as exc:
+        runs.update_status(job_dir, state="failed", finished=runs.now_iso(), error=str(exc),
+                           hint="Lower the number of processes, or run it on a machine with more GPUs.")
+        job_queue.start_next(job_queue.workspace_of(job_dir))
+        return 1
+    env = launch.process_env({**os.environ, CHILD_ENV: "1"}, processes)
+    child = subprocess.Popen(launch.worker_command(job_dir, processes), env=env)
     try:
         code = child.wait()
     except KeyboardInterrupt:
         child.send_signal(signal.SIGINT)
         code = child.wait()
     mine = (child.pid, os.getpid())  # the status pid while this launch owns the folder
+    status = runs.read_json(job_dir / STATUS_FILE, {}) or {}
+    if status.get("launcher_pid") == child.pid and isinstance(status.get("pid"), int):
+        # several processes: rank 0 under this launch's torchrun wrote the pid
+        mine += (status.get("pid"),)
     if code < 0:
         name = signal.Signals(-code).name
         job_queue.reap_job(job_dir, pids=mine, cause=f"The worker stopped unexpectedly (killed by {name}"

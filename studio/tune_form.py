@@ -22,6 +22,7 @@ from core.config import (
 )
 from core.data import MIN_EXAMPLES, DataError
 from core.data_formats import labeled_pairs
+from core.launch import gpu_count
 from core.model_size import parameter_estimate
 from core.models import ModelError
 from core.names import DEVICES, METHOD_NAMES, TASK_NAMES, TASKS
@@ -30,7 +31,7 @@ from core.templates import default_template, training_pairs
 from studio import cached, ui
 
 # Settings that change the time per step: a measurement taken with other values no longer holds.
-SPEED_KEYS = ("model", "method", "train_file", "batch_size", "max_seq_length", "lora_rank", "device")
+SPEED_KEYS = ("model", "method", "train_file", "batch_size", "max_seq_length", "lora_rank", "device", "processes")
 
 
 def speed_view(config: dict) -> dict:
@@ -38,6 +39,7 @@ def speed_view(config: dict) -> dict:
     return {"model": config.get("model"), "method": config.get("method"), "train_file": config.get("train_file"),
             "batch_size": config.get("batch_size"), "max_seq_length": config.get("max_seq_length"),
             "lora_rank": (config.get("lora") or {}).get("rank"), "device": config.get("device"),
+            "processes": config.get("processes") or 1,
             "max_iterations": config.get("max_iterations"), "eval_every": config.get("eval_every")}
 
 
@@ -208,11 +210,21 @@ def settings_card(ws: Path, data: dict) -> dict:
             checkpointing = a3.toggle("Gradient checkpointing", value=False, key="tune_checkpointing",
                                       help="Recompute activations in the backward pass: much less memory for "
                                            "long rows or big models, about a third slower.")
+            gpus = gpu_count()
+            processes = 1
+            if gpus > 1 and device in ("auto", "cuda"):  # only a machine with several GPUs has the choice
+                fits = max(n for n in range(1, gpus + 1) if batch_size % n == 0)  # all GPUs the batch splits over
+                processes = a1.selectbox("GPUs (processes)", list(range(1, gpus + 1)), index=fits - 1,
+                                         key="tune_processes",
+                                         help="Train on this many GPUs at once, one process each (torchrun, data "
+                                              "parallel): every batch is split among them, so the batch size must "
+                                              "be a multiple of it. The run learns from the same batches.")
     return {"batch_size": int(batch_size), "steps": int(steps), "learning_rate_multiplier": float(multiplier),
             "eval_every": int(eval_every), "lora_rank": int(rank), "lora_alpha": int(alpha),
             "max_seq_length": int(max_len), "name": name.strip(), "early_stopping_patience": int(patience),
             "eval_samples": int(eval_samples), "best_checkpoint": bool(best), "device": device,
-            "seed": int(seed), "gradient_checkpointing": bool(checkpointing), **({"beta": float(beta)} if dpo else {})}
+            "seed": int(seed), "gradient_checkpointing": bool(checkpointing), "processes": int(processes),
+            **({"beta": float(beta)} if dpo else {})}
 
 
 def build_config(ws: Path, data: dict, template: str, settings: dict) -> TuneConfig | None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from core.cli import executor
 from core.cli import data, distill, embed, export, images, models, prefs, runs, sql
 
 
@@ -19,6 +20,7 @@ def parser() -> argparse.ArgumentParser:
     common.add_argument("--workspace", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     for module in (models, distill, runs, data, prefs, sql, embed, export, images):
         module.add_parsers(sub, common)
+    executor.add_parsers(sub, common)  # where queued jobs run: this machine or a Ray cluster
     return p
 
 

@@ -117,7 +117,7 @@ def cmd_distill(a) -> int:
         run_dir, why = create_student(ws, job_dir, model=a.student, eval_file=_absolute(a.eval), steps=a.steps,
                                       learns=learns,
                                       learning_rate_multiplier=a.learning_rate_multiplier, template=a.template,
-                                      batch_size=a.batch_size, device=a.device, seed=a.seed,
+                                      batch_size=a.batch_size, device=a.device, seed=a.seed, processes=a.processes,
                                       name=a.name or f"student of {Path(teacher).name}")
     except (DataError, ConfigError, ValueError) as e:
         return fail(str(e))
@@ -165,6 +165,9 @@ def add_parsers(sub, common) -> None:
     d.add_argument("--teacher-template", help="the teacher's prompt template (default: a teacher run's own, "
                                               "else the task's)")
     d.add_argument("--batch-size", type=int, default=8, help="student examples per step")
+    d.add_argument("--processes", type=int, default=1,
+                   help="train the student on N GPUs at once (torchrun, data parallel); the batch size must be a "
+                        "multiple of N")
     d.add_argument("--teacher-batch-size", type=int, default=8, help="rows the teacher answers together")
     d.add_argument("--max-output-tokens", type=int, default=128, help="teacher answer length (text tasks)")
     d.add_argument("--limit", type=int, help="the first N rows only")

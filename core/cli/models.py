@@ -20,9 +20,11 @@ from core.cli.common import (
     wait_and_show,
     workspace,
 )
+from core.cli.executor import executor_args, set_executor
 from core.config import BASE_LEARNING_RATE, BUNDLED_MODEL, DEFAULT_CALIBRATION, DPO_LEARNING_RATE, EVAL_MODE_WORDS, EVAL_MODES, \
     SMALL_MODEL_LEARNING_RATE, SMALL_MODEL_PARAMETERS, ConfigError, EvalConfig, GenerationConfig, recorded_eval_mode
 from core.data import DataError
+from core.executor import describe, read_setting
 from core.generate import generate_texts
 from core.models import ModelError, load_model
 from core.names import ADAPTER_DIR, CONFIG_FILE, DEVICES, EVAL_TASKS, METHODS, TASKS
@@ -35,6 +37,11 @@ def cmd_serve(a) -> int:
     so .streamlit/config.toml (theme, upload size) applies. core never imports streamlit: this only execs."""
     root = Path(__file__).resolve().parents[2]
     os.environ["STUDIO_WORKSPACE"] = str(workspace(a))
+    if a.executor is not None:  # where the queue sends jobs: this machine or a Ray cluster (core.executor)
+        code = set_executor(workspace(a), a)
+        if code:
+            return code
+    print(describe(read_setting(workspace(a))), flush=True)
     argv = [sys.executable, "-m", "studio.server", "--address", a.host, "--port", str(a.port)]
     for name in a.allow_host:
         argv += ["--allow-host", name]
@@ -54,7 +61,7 @@ def tune_request(a) -> dict:
                    learning_rate=a.learning_rate, learning_rate_multiplier=a.learning_rate_multiplier,
                    batch_size=a.batch_size, max_seq_length=a.max_seq_length, eval_every=a.eval_every,
                    lora_rank=a.lora_rank, lora_alpha=a.lora_alpha, device=a.device, seed=a.seed, name=a.name or "",
-                   gradient_checkpointing=a.gradient_checkpointing)
+                   gradient_checkpointing=a.gradient_checkpointing, processes=a.processes)
     if a.method == "dpo":
         request["beta"] = a.beta
     else:
@@ -176,6 +183,7 @@ def add_parsers(sub, common) -> None:
     s.add_argument("--allow-host", action="append", default=[], metavar="NAME", type=nonblank,
                    help="also answer requests whose Host is NAME (repeatable); by default only localhost, "
                         "127.0.0.1, [::1] and --host are, so other sites cannot reach the studio (DNS rebinding)")
+    executor_args(s)
     s.set_defaults(func=cmd_serve)
 
     t = sub.add_parser("tune", parents=[common], help="start a LoRA tuning run")
@@ -205,6 +213,9 @@ def add_parsers(sub, common) -> None:
     t.add_argument("--input-column")
     t.add_argument("--output-column")
     t.add_argument("--device", default="auto", choices=DEVICES)
+    t.add_argument("--processes", type=int, default=1,
+                   help="train on N GPUs at once, one process each (torchrun, data parallel; on a CPU, N gloo "
+                        "processes); the batch size must be a multiple of N")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--name")
     t.add_argument("--wait", action="store_true", help="block until the run ends, showing progress")
