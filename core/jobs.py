@@ -37,8 +37,7 @@ def _write_job(job_dir: Path, workspace: Path, kind: str, config: dict, name: st
 
 
 def _new_folder(parent: Path, label: str, name: str, kind: str, total: int | None = None) -> Path:
-    job_dir = parent / runs.new_job_id(label)
-    job_dir.mkdir(parents=True)
+    job_dir = runs.make_job_folder(parent, label)
     runs.write_json(job_dir / STATUS_FILE, {"run_id": job_dir.name, "name": name or job_dir.name, "kind": kind,
                                             "state": "queued", "created": runs.now_iso(), "done": 0,
                                             "total": total})

@@ -89,16 +89,29 @@ def run_path(workspace: str | Path, run_id: str) -> Path:
 
 
 def new_job_id(label: str) -> str:
-    """A folder name that sorts by time and never collides: 20260101-120000-classification-1a2b."""
+    """A folder name that sorts by time: 20260101-120000-classification-1a2b (make_job_folder claims it)."""
     return f"{datetime.now():%Y%m%d-%H%M%S}-{re.sub(r'[^A-Za-z0-9_.-]+', '-', label)[:24]}-{secrets.token_hex(2)}"
+
+
+def make_job_folder(parent: str | Path, label: str) -> Path:
+    """A new, empty folder under `parent` named by new_job_id. Its random part is short (it is read by
+    people), so two folders made in the same second can draw the same one: mkdir without exist_ok makes
+    the claim atomic, and a taken name is simply drawn again."""
+    for _ in range(100):
+        path = Path(parent) / new_job_id(label)
+        try:
+            path.mkdir(parents=True)
+            return path
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no free folder name under {parent} after 100 tries")
 
 
 def create_run(workspace: str | Path, config: dict, name: str = "", folder: str = RUNS_DIR) -> Path:
     """A new tuning run folder under workspace/<folder>/ with config.json and a queued status; core.jobs
     adds job.json (create_run is the run-folder half of jobs.create)."""
-    run_id = new_job_id(config.get("task", "run")[:14])
-    run_dir = Path(workspace) / folder / run_id
-    run_dir.mkdir(parents=True)
+    run_dir = make_job_folder(Path(workspace) / folder, config.get("task", "run")[:14])
+    run_id = run_dir.name
     write_json(run_dir / CONFIG_FILE, config)
     write_json(run_dir / STATUS_FILE, {"run_id": run_id, "name": name or config.get("name") or run_id,
                                        "state": "queued", "created": now_iso(), "step": 0,
