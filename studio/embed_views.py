@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from core import job_queue, jobs, runs
+from core import jobs, runs
 from core.config import BUNDLED_EMBED_MODEL, ConfigError, EmbedTuneConfig
 from core.data import DataError
 from core.embed.data import (
@@ -159,21 +159,6 @@ def tune_form(ws: Path, files: dict, report: dict) -> None:
 
 # ---------------------------------------------------------------- a job's card
 
-def job_label(job: dict) -> str:
-    st_ = job["status"]
-    return f"{st_.get('name') or job['id']}  ·  {st_.get('state')}  ·  {str(st_.get('created', ''))[:16]}"
-
-
-def progress(job_dir: Path, status: dict) -> None:
-    state, step, total = status.get("state"), int(status.get("step") or 0), int(status.get("max_steps") or 1)
-    if state == "queued":
-        place = job_queue.position(job_queue.workspace_of(job_dir), job_dir.name)
-        st.progress(0.0, text=f"Waiting: position {place[0]} of {place[1]} in the queue" if place else "Starting…")
-    elif state == "running":
-        eta = f" · about {ui.fmt_duration(status['eta_s'])} left" if status.get("eta_s") else ""
-        st.progress(min(1.0, step / total), text=f"Step {step} of {total} · {status.get('phase') or 'starting'}{eta}")
-
-
 def curves(metrics: list[dict]) -> None:
     left, right = st.columns(2)
     with left:
@@ -204,7 +189,7 @@ def job_card(job_dir: Path, status: dict) -> None:
             if not jobs.cancel_requested(job_dir):
                 st.button("Cancel", icon=":material/stop_circle:", key=f"emb_cancel::{job_dir.name}",
                           on_click=jobs.cancel, args=(job_dir,), help="Stops after the current step and saves the model.")
-            progress(job_dir, status)
+            ui.step_progress(job_dir, status)
         curves(metrics)
         if (job_dir / TUNED_DIR).is_dir():
             st.caption(f":material/folder: Tuned model (a sentence-transformers folder): `{job_dir / TUNED_DIR}`")

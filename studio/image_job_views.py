@@ -8,26 +8,11 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from core import job_queue, jobs, runs
+from core import jobs, runs
 from core.images.generate import COMPARE_DIR, GRID_FILE, read_compare
 from core.images.models import IMAGE_JOB_PREFIX, LORA_DIR, LORA_FILE
 from core.names import ACTIVE_STATES, SAMPLES_FILE
 from studio import charts, ui
-
-
-def job_label(job: dict) -> str:
-    s = job["status"]
-    return f"{s.get('name') or job['id']}  ·  {s.get('state')}  ·  {str(s.get('created', ''))[:16]}"
-
-
-def _progress(job_dir: Path, status: dict) -> None:
-    state, step, total = status.get("state"), int(status.get("step") or 0), int(status.get("max_steps") or 1)
-    if state == "queued":
-        place = job_queue.position(job_queue.workspace_of(job_dir), job_dir.name)
-        st.progress(0.0, text=f"Waiting: position {place[0]} of {place[1]} in the queue" if place else "Starting…")
-    elif state == "running":
-        eta = f" · about {ui.fmt_duration(status['eta_s'])} left" if status.get("eta_s") else ""
-        st.progress(min(1.0, step / total), text=f"Step {step} of {total} · {status.get('phase') or 'starting'}{eta}")
 
 
 def _samples(job_dir: Path) -> None:
@@ -59,7 +44,7 @@ def job_card(job_dir: Path, status: dict) -> None:
             if not jobs.cancel_requested(job_dir):
                 st.button("Cancel", icon=":material/stop_circle:", key=f"img_cancel::{job_dir.name}",
                           on_click=jobs.cancel, args=(job_dir,), help="Stops after the current step and saves the LoRA.")
-            _progress(job_dir, status)
+            ui.step_progress(job_dir, status)
         left, right = st.columns(2)
         with left:
             st.markdown("**Loss** (noise prediction)")

@@ -10,7 +10,7 @@ import streamlit as st
 
 from core.config import BUNDLED_MODEL
 from core.data import SUPPORTED_SUFFIXES, Dataset, DataError, detect_columns, detect_format
-from core import runs
+from core import job_queue, runs
 from core.names import CONFIG_FILE, TASK_NAMES
 from studio.cached import check_report, dataset_columns, list_datasets, load_dataset, workspace
 
@@ -265,3 +265,22 @@ def show_message(key: str = "run_message") -> None:
     kind, text = st.session_state.pop(key, (None, None))
     if kind:
         getattr(st, kind)(text)
+
+
+# ---------------------------------------------------------------- a stepped job (embedding, image tuning)
+
+def job_label(job: dict) -> str:
+    """A job in a picker: its name, state and when it was made."""
+    s = job["status"]
+    return f"{s.get('name') or job['id']}  ·  {s.get('state')}  ·  {str(s.get('created', ''))[:16]}"
+
+
+def step_progress(job_dir: Path, status: dict) -> None:
+    """A queued job's place in the queue, or a running job's step, phase and time left."""
+    state, step, total = status.get("state"), int(status.get("step") or 0), int(status.get("max_steps") or 1)
+    if state == "queued":
+        place = job_queue.position(job_queue.workspace_of(job_dir), job_dir.name)
+        st.progress(0.0, text=f"Waiting: position {place[0]} of {place[1]} in the queue" if place else "Starting…")
+    elif state == "running":
+        eta = f" · about {fmt_duration(status['eta_s'])} left" if status.get("eta_s") else ""
+        st.progress(min(1.0, step / total), text=f"Step {step} of {total} · {status.get('phase') or 'starting'}{eta}")

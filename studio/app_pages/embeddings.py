@@ -40,7 +40,7 @@ else:
     if st.session_state.get("emb_job_next") in by_dir:
         st.session_state["emb_job"] = st.session_state.pop("emb_job_next")
     ui.seed_choice("emb_job", list(by_dir), None)
-    chosen = st.selectbox("Job", list(by_dir), key="emb_job", format_func=lambda d: embed_views.job_label(by_dir[d]),
+    chosen = st.selectbox("Job", list(by_dir), key="emb_job", format_func=lambda d: ui.job_label(by_dir[d]),
                           help="Newest first.")
     job, job_dir = by_dir[chosen], Path(chosen)
     if job["status"].get("state") in ACTIVE_STATES:

@@ -41,7 +41,7 @@ else:
     if st.session_state.get("img_job_next") in by_dir:
         st.session_state["img_job"] = st.session_state.pop("img_job_next")
     ui.seed_choice("img_job", list(by_dir), None)
-    chosen = st.selectbox("Job", list(by_dir), key="img_job", format_func=lambda d: image_job_views.job_label(by_dir[d]),
+    chosen = st.selectbox("Job", list(by_dir), key="img_job", format_func=lambda d: ui.job_label(by_dir[d]),
                           help="Newest first.")
     job, job_dir = by_dir[chosen], Path(chosen)
     if job["status"].get("state") in ACTIVE_STATES:
